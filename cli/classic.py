@@ -1,0 +1,65 @@
+"""``iqa psnr``, ``iqa ssim`` and ``iqa ms-ssim``."""
+
+from __future__ import annotations
+
+import click
+
+from .options import emit, pair_options, sr_options
+
+
+def _pair(reference, distorted, data_range, bit_depth, alpha):
+    from iqa.io import prepare_pair
+
+    return prepare_pair(reference, distorted, data_range=data_range, bit_depth=bit_depth, alpha=alpha)
+
+
+@click.command("psnr")
+@pair_options
+@sr_options
+def psnr_cmd(reference, distorted, data_range, bit_depth, alpha, fmt, color, crop_border):
+    """Peak signal-to-noise ratio in dB (inf for identical images)."""
+    from iqa.metrics.psnr import compute_psnr
+
+    pair = _pair(reference, distorted, data_range, bit_depth, alpha)
+    value = compute_psnr(pair, color=color, crop_border=crop_border)[0]
+    emit("psnr", value, fmt=fmt, pair=pair, settings={"color": color, "crop_border": crop_border, "alpha": alpha})
+
+
+@click.command("ssim")
+@pair_options
+@sr_options
+@click.option("--win-size", type=click.IntRange(min=1), default=11, show_default=True, help="Odd Gaussian window size.")
+@click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=1.5, show_default=True, help="Gaussian sigma.")
+@click.option("--downsample", is_flag=True, help="MATLAB ssim.m's automatic downsampling by round(min(H, W)/256).")
+def ssim_cmd(reference, distorted, data_range, bit_depth, alpha, fmt, color, crop_border, win_size, sigma, downsample):
+    """Structural similarity with a Gaussian window (Wang, Bovik et al 2004)."""
+    from iqa.metrics.ssim import compute_ssim
+
+    pair = _pair(reference, distorted, data_range, bit_depth, alpha)
+    value = compute_ssim(
+        pair, color=color, crop_border=crop_border, win_size=win_size, sigma=sigma, downsample=downsample
+    )[0]
+    settings = {
+        "color": color, "crop_border": crop_border, "alpha": alpha, "win_size": win_size,
+        "sigma": sigma, "downsample": downsample, "k1": 0.01, "k2": 0.03,
+    }
+    emit("ssim", value, fmt=fmt, pair=pair, settings=settings)
+
+
+@click.command("ms-ssim")
+@pair_options
+@sr_options
+@click.option("--win-size", type=click.IntRange(min=1), default=11, show_default=True, help="Odd Gaussian window size.")
+@click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=1.5, show_default=True, help="Gaussian sigma.")
+@click.option("--scales", type=click.IntRange(1, 5), default=5, show_default=True, help="Number of scales (weights renormalised below 5).")
+def ms_ssim_cmd(reference, distorted, data_range, bit_depth, alpha, fmt, color, crop_border, win_size, sigma, scales):
+    """Multi-scale structural similarity (Wang, Simoncelli & Bovik 2003)."""
+    from iqa.metrics.ssim import _scale_weights, compute_ms_ssim
+
+    pair = _pair(reference, distorted, data_range, bit_depth, alpha)
+    value = compute_ms_ssim(pair, color=color, crop_border=crop_border, win_size=win_size, sigma=sigma, scales=scales)[0]
+    settings = {
+        "color": color, "crop_border": crop_border, "alpha": alpha, "win_size": win_size,
+        "sigma": sigma, "scales": scales, "weights": list(_scale_weights(scales, None)),
+    }
+    emit("ms_ssim", value, fmt=fmt, pair=pair, settings=settings)

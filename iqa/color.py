@@ -1,0 +1,84 @@
+"""Conventions shared by several metrics: border crop and RGB → Y (BT.601 luma).
+
+These are the super-resolution conventions: papers report PSNR/SSIM on the luma channel
+of YCbCr after cropping a border of ``scale`` pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iqa.errors import ShapeError
+from iqa.io import Pair
+
+__all__ = ["COLOR_SPACES", "Y_COEFFS", "Y_OFFSET", "apply_conventions", "crop_border", "rgb_to_y"]
+
+#: ``color=`` values: score the channels as given, or BT.601 luma.
+COLOR_SPACES = ("rgb", "y")
+
+#: ITU-R BT.601 luma for R, G, B in [0, 1], giving Y in [16, 235] (MATLAB ``rgb2ycbcr``).
+Y_COEFFS = (65.481, 128.553, 24.966)
+Y_OFFSET = 16.0
+
+
+def rgb_to_y(pixels: Any, data_range: float, backend: str) -> Any:
+    """BT.601 luma ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` with ``R, G, B = x / data_range``.
+
+    Y is on the 0–255 scale and kept as a float (not rounded); score it with data range 255.
+    MATLAB's ``rgb2ycbcr`` on uint8 input rounds Y to an integer: round the result with
+    ``np.round`` to reproduce that variant.
+
+    Args:
+        pixels: NumPy ``N×H×W×3`` or a torch ``N×3×H×W`` tensor.
+        data_range: the peak value of ``pixels``.
+        backend: ``"numpy"`` or ``"torch"``.
+
+    Returns:
+        NumPy ``N×H×W×1`` or torch ``N×1×H×W``.
+    """
+    kr, kg, kb = (k / data_range for k in Y_COEFFS)
+    if backend == "numpy":
+        r, g, b = pixels[..., 0:1], pixels[..., 1:2], pixels[..., 2:3]
+    else:
+        r, g, b = pixels[:, 0:1], pixels[:, 1:2], pixels[:, 2:3]
+    return Y_OFFSET + kr * r + kg * g + kb * b
+
+
+def crop_border(pixels: Any, k: int, backend: str, name: str = "image") -> Any:
+    """Remove ``k`` pixels from every edge (NumPy ``N×H×W×C`` or torch ``N×C×H×W``)."""
+    if k < 0 or int(k) != k:
+        raise ValueError(f"crop_border must be a non-negative integer, got {k!r}")
+    if k == 0:
+        return pixels
+    h, w = (pixels.shape[1:3] if backend == "numpy" else pixels.shape[2:4])
+    if 2 * k >= min(h, w):
+        raise ShapeError(f"{name}: crop_border={k} leaves nothing of a {w}×{h} image")
+    if backend == "numpy":
+        return pixels[:, k:-k, k:-k, :]
+    return pixels[:, :, k:-k, k:-k]
+
+
+def apply_conventions(pair: Pair, *, color: str = "rgb", crop: int = 0) -> Pair:
+    """Crop the border, then convert to Y if asked (the order the SR literature uses).
+
+    Raises:
+        ShapeError: ``color="y"`` on an image that is not RGB, or a crop larger than the image.
+        ValueError: an unknown ``color``.
+    """
+    if color not in COLOR_SPACES:
+        raise ValueError(f"color must be one of {COLOR_SPACES}, got {color!r}")
+    ref = crop_border(pair.reference, crop, pair.backend, pair.names[0])
+    dist = crop_border(pair.distorted, crop, pair.backend, pair.names[1])
+    if color == "rgb":
+        return pair.with_pixels(ref, dist)
+    if pair.channels != 3:
+        raise ShapeError(
+            f"{pair.names[0]}: color='y' needs RGB images, got {pair.channels} channel(s)"
+            + ("; a gray image is already luma: use color='rgb'" if pair.channels == 1 else "")
+        )
+    return pair.with_pixels(
+        rgb_to_y(ref, pair.data_range, pair.backend),
+        rgb_to_y(dist, pair.data_range, pair.backend),
+        data_range=255.0,
+    )
+

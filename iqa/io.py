@@ -1,0 +1,657 @@
+"""The image layer: decoding, validation, pairing and batching.
+
+Every metric gets its pixels through this module, so that a file, a NumPy array and a torch
+tensor holding the same image give the same number.
+
+Layouts:
+    NumPy arrays are channels-last: ``H×W``, ``H×W×C`` or a batch ``N×H×W×C``.
+    torch tensors are channels-first: ``C×H×W`` or a batch ``N×C×H×W``.
+    ``C`` is 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA).
+
+Data range:
+    uint8 implies 255 and uint16 implies 65535 (or ``2**bit_depth - 1`` with ``bit_depth``
+    for 10- or 12-bit data stored in 16 bits). Float input needs an explicit ``data_range``;
+    it is never inferred from the data's minimum and maximum.
+
+Torch is imported only when a tensor is actually passed in.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from iqa.errors import ImageLoadError, RangeError, ShapeError
+
+__all__ = [
+    "ALPHA_POLICIES",
+    "IMAGE_EXTENSIONS",
+    "Pair",
+    "Prepared",
+    "group_by_size",
+    "is_tensor",
+    "iter_image_files",
+    "prepare_image",
+    "prepare_pair",
+    "read_image",
+    "resolve_data_range",
+    "stack_images",
+    "to_rgb",
+    "to_uint8",
+]
+
+#: File name endings recognised as images when a folder is scanned (compared lower-case).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+#: What to do with an alpha channel: refuse real transparency, drop it, or score it as a channel.
+ALPHA_POLICIES = ("error", "drop", "keep")
+
+ImageLike = Any  # str | os.PathLike | np.ndarray | torch.Tensor
+
+
+# --------------------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------------------
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file into an array with its stored dtype.
+
+    PNG (8/16-bit gray, gray+alpha, RGB, RGBA, palette), JPEG, TIFF (8/16-bit and float32),
+    BMP and WebP. Pixels are returned as stored: EXIF orientation is not applied, 16-bit
+    stays ``uint16``, channels are in RGB(A) order.
+
+    Args:
+        path: the file to read.
+
+    Returns:
+        ``H×W`` for gray images, ``H×W×C`` otherwise (C = 2, 3 or 4).
+
+    Raises:
+        ImageLoadError: the file is missing, empty, truncated, not an image, a decompression
+            bomb, or in a colour mode iqa does not score (CMYK, Lab, 32-bit integer).
+
+    Example:
+        >>> img = read_image("data/samples/reference/astronaut.png")  # doctest: +SKIP
+        >>> img.shape, img.dtype  # doctest: +SKIP
+        ((512, 512, 3), dtype('uint8'))
+    """
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise ImageLoadError(f"{p}: no such file")
+    if os.path.isdir(p):
+        raise ImageLoadError(f"{p}: is a directory, not an image file")
+    if os.path.getsize(p) == 0:
+        raise ImageLoadError(f"{p}: empty file (0 bytes)")
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; both are refused.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                arr = _decode_pillow(im, p)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(
+            f"{p}: refused as a possible decompression bomb ({exc}); "
+            "if the file is trusted, raise PIL.Image.MAX_IMAGE_PIXELS"
+        ) from None
+    except UnidentifiedImageError:
+        arr = _decode_opencv(p, fallback=True)
+    except ImageLoadError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Pillow reports truncated and corrupt data as OSError (or SyntaxError for bad headers).
+        raise ImageLoadError(f"{p}: cannot decode: {exc} (truncated or corrupt file?)") from None
+    return arr
+
+
+def _png_bit_depth(path: str) -> int:
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    # Signature (8) + chunk length (4) + "IHDR" (4) + width (4) + height (4) + bit depth (1).
+    return head[24] if len(head) >= 26 and head[12:16] == b"IHDR" else 8
+
+
+def _decode_pillow(im: Any, path: str) -> np.ndarray:
+    fmt, mode = im.format, im.mode
+    if fmt == "PNG" and _png_bit_depth(path) == 16 and mode not in ("I;16", "I;16B", "I"):
+        # Pillow reduces 16-bit colour and gray+alpha PNG to 8 bits; OpenCV keeps the depth.
+        return _decode_opencv(path)
+    if fmt == "TIFF" and mode in ("RGB", "RGBA"):
+        bits = im.tag_v2.get(258, (8,))
+        if any(int(b) > 8 for b in np.atleast_1d(bits)):
+            return _decode_opencv(path)
+    if mode in ("CMYK", "LAB", "HSV", "YCbCr"):
+        raise ImageLoadError(
+            f"{path}: {mode} images are not supported: convert to RGB with the colour "
+            "management you intend, then score"
+        )
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode == "PA":
+        im = im.convert("RGBA")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode not in ("L", "LA", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F"):
+        raise ImageLoadError(f"{path}: unsupported image mode {mode!r}")
+    im.load()
+    arr = np.asarray(im)
+    if mode in ("I;16", "I;16B", "I;16L"):
+        arr = arr.astype(np.uint16)
+    elif mode == "I":
+        if fmt == "PNG":  # 16-bit gray PNG, which some Pillow versions open as 32-bit int
+            arr = arr.astype(np.uint16)
+        else:
+            raise ImageLoadError(
+                f"{path}: 32-bit integer images are not supported: store 8- or 16-bit "
+                "integers or float32"
+            )
+    elif mode == "F":
+        arr = arr.astype(np.float32)
+    return np.ascontiguousarray(arr)
+
+
+def _decode_opencv(path: str, fallback: bool = False) -> np.ndarray:
+    import cv2
+
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # IMREAD_UNCHANGED ignores EXIF orientation
+    if img is None:
+        if fallback:
+            raise ImageLoadError(f"{path}: not an image file (no decoder recognises it)")
+        raise ImageLoadError(f"{path}: cannot decode (truncated or corrupt file?)")
+    if img.ndim == 3:
+        if img.shape[2] == 3:
+            img = img[:, :, ::-1]
+        elif img.shape[2] == 4:
+            img = img[:, :, [2, 1, 0, 3]]
+            if path.lower().endswith(".png") and _png_color_type(path) == 4:
+                img = img[:, :, [0, 3]]  # gray + alpha, which OpenCV expands to four channels
+    if img.dtype not in (np.uint8, np.uint16, np.float32):
+        raise ImageLoadError(f"{path}: unsupported sample type {img.dtype}")
+    return np.ascontiguousarray(img)
+
+
+def _png_color_type(path: str) -> int:
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return head[25] if len(head) >= 26 else -1
+
+
+def iter_image_files(folder: str | os.PathLike) -> list[Path]:
+    """List the image files below ``folder``, recursively and in sorted order.
+
+    Extensions are matched in any case. Symbolic links to folders are followed once; a link
+    that leads back into a folder already being walked is refused.
+
+    Raises:
+        ImageLoadError: ``folder`` does not exist, is not a folder, or contains a symlink loop.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise ImageLoadError(f"{root}: not a folder")
+    found: list[Path] = []
+
+    def walk(d: Path, seen: frozenset[str]) -> None:
+        real = os.path.realpath(d)
+        if real in seen:
+            raise ImageLoadError(f"{d}: symbolic link loop (leads back to {real})")
+        seen = seen | {real}
+        with os.scandir(d) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            path = Path(e.path)
+            if e.is_dir(follow_symlinks=True):
+                walk(path, seen)
+            elif e.name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(path)
+
+    walk(root, frozenset())
+    return sorted(found, key=lambda q: q.relative_to(root).as_posix())
+
+
+# --------------------------------------------------------------------------------------
+# Arrays and tensors
+# --------------------------------------------------------------------------------------
+
+
+def is_tensor(x: Any) -> bool:
+    """True for a torch tensor, without importing torch."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _is_pathlike(x: Any) -> bool:
+    return isinstance(x, (str, os.PathLike))
+
+
+def _name(x: Any, role: str) -> str:
+    return os.fspath(x) if _is_pathlike(x) else f"{role} {'tensor' if is_tensor(x) else 'array'}"
+
+
+def resolve_data_range(
+    dtype: Any, data_range: float | None = None, bit_depth: int | None = None, name: str = "image"
+) -> float:
+    """The data range (peak value) implied by a dtype and the user's options.
+
+    Args:
+        dtype: a NumPy or torch dtype.
+        data_range: an explicit peak-to-peak range; required for float data.
+        bit_depth: for integer data stored in a wider type, e.g. 10 or 12 for uint16.
+
+    Returns:
+        The data range as a float.
+
+    Raises:
+        RangeError: float data without ``data_range``, both options given, or a value that
+            does not fit the dtype.
+    """
+    kind, bits = _dtype_info(dtype, name)
+    if data_range is not None and bit_depth is not None:
+        raise RangeError(f"{name}: give data_range or bit_depth, not both")
+    if data_range is not None:
+        dr = float(data_range)
+        if not np.isfinite(dr) or dr <= 0:
+            raise RangeError(f"{name}: data_range must be a positive finite number, got {data_range!r}")
+        return dr
+    if kind == "f":
+        raise RangeError(
+            f"{name}: float input needs an explicit data_range (e.g. data_range=1.0 for "
+            "images in [0, 1], 255 for [0, 255]); it is never guessed from the data"
+        )
+    if bit_depth is not None:
+        if not isinstance(bit_depth, (int, np.integer)) or not 1 <= bit_depth <= bits:
+            raise RangeError(f"{name}: bit_depth must be an integer from 1 to {bits} for {dtype}")
+        return float(2 ** int(bit_depth) - 1)
+    return float(2**bits - 1)
+
+
+def _dtype_info(dtype: Any, name: str) -> tuple[str, int]:
+    """('u', bits) for unsigned 8/16-bit, ('f', bits) for floats; anything else is refused."""
+    s = str(dtype).replace("torch.", "")
+    table = {
+        "uint8": ("u", 8),
+        "uint16": ("u", 16),
+        "float16": ("f", 16),
+        "bfloat16": ("f", 16),
+        "float32": ("f", 32),
+        "float64": ("f", 64),
+    }
+    if s not in table:
+        raise RangeError(
+            f"{name}: unsupported sample type {s}: use uint8, uint16 or a float type with data_range"
+        )
+    return table[s]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One validated image or batch, ready for a metric kernel.
+
+    Attributes:
+        pixels: float64 NumPy ``N×H×W×C`` or a float torch tensor ``N×C×H×W``.
+        data_range: the peak-to-peak range of ``pixels``.
+        batched: whether the input was a batch (outputs keep the batch dimension).
+        backend: ``"numpy"`` or ``"torch"``.
+        name: a file name, or "reference array" and the like, for messages.
+        source_dtype: the dtype the data had before conversion, e.g. ``"uint8"``.
+        notes: conventions applied on the way (e.g. an opaque alpha channel dropped).
+    """
+
+    pixels: Any
+    data_range: float
+    batched: bool
+    backend: str
+    name: str
+    source_dtype: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[-1] if self.backend == "numpy" else self.pixels.shape[1])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        if self.backend == "numpy":
+            return int(self.pixels.shape[1]), int(self.pixels.shape[2])
+        return int(self.pixels.shape[2]), int(self.pixels.shape[3])
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A validated reference/distorted pair with one data range and one layout."""
+
+    reference: Any
+    distorted: Any
+    data_range: float
+    batched: bool
+    backend: str
+    names: tuple[str, str]
+    source_dtype: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def channels(self) -> int:
+        x = self.reference
+        return int(x.shape[-1] if self.backend == "numpy" else x.shape[1])
+
+    def with_pixels(self, reference: Any, distorted: Any, **changes: Any) -> "Pair":
+        return replace(self, reference=reference, distorted=distorted, **changes)
+
+    def result(self, values: Any) -> Any:
+        """Shape per-image ``values`` (length N) the way the input was given: a Python float
+        for one NumPy/path image, a NumPy array for a NumPy batch, a 0-d tensor for one
+        tensor image and a length-N tensor for a tensor batch."""
+        if self.backend == "numpy":
+            values = np.asarray(values, dtype=np.float64)
+            return values if self.batched else float(values[0])
+        return values if self.batched else values[0]
+
+
+def _raw(x: ImageLike, role: str) -> tuple[Any, str, bool, str]:
+    """Return (data, backend, batched, name) with NumPy data as N×H×W×C, torch as N×C×H×W."""
+    name = _name(x, role)
+    if _is_pathlike(x):
+        arr = read_image(x)
+        return (arr[None, :, :, None] if arr.ndim == 2 else arr[None]), "numpy", False, name
+    if is_tensor(x):
+        if x.ndim == 3:
+            data, batched = x.unsqueeze(0), False
+        elif x.ndim == 4:
+            data, batched = x, True
+        else:
+            raise ShapeError(
+                f"{name}: expected a C×H×W or N×C×H×W tensor, got shape {tuple(x.shape)}"
+                + ("; add a channel dimension with x[None]" if x.ndim == 2 else "")
+            )
+        c = data.shape[1]
+        if not 1 <= c <= 4:
+            raise ShapeError(
+                f"{name}: expected 1 to 4 channels in dimension 1 (channels-first), got shape "
+                f"{tuple(x.shape)}; torch tensors are C×H×W, e.g. x.permute(2, 0, 1)"
+            )
+        if x.is_complex():
+            raise RangeError(f"{name}: complex tensors are not images")
+        return data, "torch", batched, name
+    if isinstance(x, np.ndarray):
+        if x.ndim == 2:
+            data, batched = x[None, :, :, None], False
+        elif x.ndim == 3:
+            data, batched = x[None], False
+        elif x.ndim == 4:
+            data, batched = x, True
+        else:
+            raise ShapeError(f"{name}: expected H×W, H×W×C or N×H×W×C, got shape {x.shape}")
+        if not 1 <= data.shape[-1] <= 4:
+            raise ShapeError(
+                f"{name}: expected 1 to 4 channels in the last dimension (channels-last), got "
+                f"shape {x.shape}; for a batch of gray images pass N×H×W×1"
+            )
+        return data, "numpy", batched, name
+    raise TypeError(
+        f"{role}: expected a path, a NumPy array or a torch tensor, got {type(x).__name__}"
+    )
+
+
+def _check_finite(data: Any, backend: str, name: str) -> None:
+    if backend == "numpy":
+        if data.dtype.kind == "f" and not np.isfinite(data).all():
+            raise RangeError(f"{name}: contains NaN or infinite values")
+    elif data.is_floating_point():
+        import torch
+
+        if not bool(torch.isfinite(data).all()):
+            raise RangeError(f"{name}: contains NaN or infinite values")
+
+
+def _split_alpha(data: Any, backend: str) -> tuple[Any, Any | None]:
+    c = data.shape[-1] if backend == "numpy" else data.shape[1]
+    if c not in (2, 4):
+        return data, None
+    if backend == "numpy":
+        return data[..., : c - 1], data[..., c - 1 :]
+    return data[:, : c - 1], data[:, c - 1 :]
+
+
+def _is_opaque(alpha: Any, data_range: float) -> bool:
+    return bool((alpha == data_range).all())
+
+
+def _apply_alpha(
+    items: list[tuple[Any, str]], backend: str, data_range: float, alpha: str
+) -> tuple[list[Any], tuple[str, ...]]:
+    """Apply the alpha policy to one image or a pair (the same decision for both)."""
+    if alpha not in ALPHA_POLICIES:
+        raise ValueError(f"alpha must be one of {ALPHA_POLICIES}, got {alpha!r}")
+    split = [_split_alpha(d, backend) for d, _ in items]
+    if all(a is None for _, a in split) or alpha == "keep":
+        return [d for d, _ in items], ()
+    if alpha == "drop":
+        return [c for c, _ in split], ("alpha channel dropped (alpha='drop')",)
+    for (_, name), (_, a) in zip(items, split):
+        if a is not None and not _is_opaque(a, data_range):
+            raise ShapeError(
+                f"{name}: has transparent pixels; pass alpha='drop' to ignore the alpha "
+                "channel or alpha='keep' to score it as a channel (CLI: --alpha drop|keep)"
+            )
+    return [c for c, _ in split], ("alpha channel fully opaque: dropped",)
+
+
+def _convert(data: Any, backend: str, float_dtype: Any = None) -> Any:
+    if backend == "numpy":
+        return np.ascontiguousarray(data, dtype=np.float64)
+    import torch
+
+    if data.is_floating_point():
+        return data if float_dtype is None else data.to(float_dtype)
+    return data.to(float_dtype or torch.float32)
+
+
+def _describe(data: Any, backend: str) -> str:
+    if backend == "numpy":
+        n, h, w, c = data.shape
+    else:
+        n, c, h, w = data.shape
+    return f"{w}×{h}×{c}" if n == 1 else f"{n}×{w}×{h}×{c}"
+
+
+def prepare_image(
+    image: ImageLike,
+    *,
+    data_range: float | None = None,
+    bit_depth: int | None = None,
+    alpha: str = "error",
+    role: str = "image",
+) -> Prepared:
+    """Validate one image (or batch) and convert it for a metric kernel.
+
+    NumPy and path inputs become float64 ``N×H×W×C``; tensors stay tensors (``N×C×H×W``,
+    integer tensors become float32).
+
+    Args:
+        image: a path, a NumPy array or a torch tensor (see the module's layouts).
+        data_range: peak-to-peak range; required for float data.
+        bit_depth: for 10/12-bit data stored as uint16.
+        alpha: ``"error"`` (default; an opaque alpha channel is dropped and noted),
+            ``"drop"`` or ``"keep"``.
+        role: how the image is named in messages when it has no file name.
+
+    Raises:
+        ImageLoadError, ShapeError, RangeError: see :func:`read_image` and the rules above.
+    """
+    data, backend, batched, name = _raw(image, role)
+    dr = resolve_data_range(data.dtype, data_range, bit_depth, name)
+    _check_finite(data, backend, name)
+    (data,), notes = _apply_alpha([(data, name)], backend, dr, alpha)
+    return Prepared(
+        pixels=_convert(data, backend),
+        data_range=dr,
+        batched=batched,
+        backend=backend,
+        name=name,
+        source_dtype=str(image.dtype if not _is_pathlike(image) else data.dtype).replace("torch.", ""),
+        notes=notes,
+    )
+
+
+def prepare_pair(
+    reference: ImageLike,
+    distorted: ImageLike,
+    *,
+    data_range: float | None = None,
+    bit_depth: int | None = None,
+    alpha: str = "error",
+) -> Pair:
+    """Validate a reference/distorted pair and convert both to one layout and range.
+
+    Both images must have the same size, channel count and sample type (a uint8 image
+    against a uint16 one is refused rather than rescaled). Gray against RGB is an error,
+    never a silent conversion. Paths may be mixed with NumPy arrays; tensors go with tensors.
+
+    Args:
+        reference: the pristine image.
+        distorted: the image being scored.
+        data_range, bit_depth, alpha: see :func:`prepare_image`.
+
+    Returns:
+        A :class:`Pair`.
+
+    Raises:
+        ImageLoadError: a file cannot be read.
+        ShapeError: sizes, channel counts or batch sizes differ; real transparency under
+            ``alpha="error"``.
+        RangeError: missing or inconsistent data range, NaN or inf.
+    """
+    ref, b_ref, batched_ref, n_ref = _raw(reference, "reference")
+    dist, b_dist, batched_dist, n_dist = _raw(distorted, "distorted")
+    if b_ref != b_dist:
+        raise TypeError(
+            f"{n_ref} and {n_dist}: cannot mix a torch tensor with a NumPy array or path; "
+            "convert one of them"
+        )
+    backend = b_ref
+    dt_ref = str(ref.dtype).replace("torch.", "")
+    dt_dist = str(dist.dtype).replace("torch.", "")
+    kinds = {_dtype_info(ref.dtype, n_ref)[0], _dtype_info(dist.dtype, n_dist)[0]}
+    if dt_ref != dt_dist and (kinds != {"f"}):
+        raise RangeError(
+            f"{n_dist}: sample type {dt_dist} does not match reference {n_ref} ({dt_ref}); "
+            "both images must have the same bit depth"
+        )
+    dr = resolve_data_range(ref.dtype, data_range, bit_depth, n_ref)
+    if backend == "torch" and ref.device != dist.device:
+        raise ShapeError(f"{n_ref} is on {ref.device} but {n_dist} is on {dist.device}")
+    for d, n in ((ref, n_ref), (dist, n_dist)):
+        _check_finite(d, backend, n)
+    (ref, dist), notes = _apply_alpha([(ref, n_ref), (dist, n_dist)], backend, dr, alpha)
+    if ref.shape != dist.shape or batched_ref != batched_dist:
+        c_ref = ref.shape[-1] if backend == "numpy" else ref.shape[1]
+        c_dist = dist.shape[-1] if backend == "numpy" else dist.shape[1]
+        if {c_ref, c_dist} == {1, 3}:
+            raise ShapeError(
+                f"{n_dist}: {c_dist} channel(s) but reference {n_ref} has {c_ref}: gray is "
+                "not compared with RGB; convert one image explicitly"
+            )
+        raise ShapeError(
+            f"{n_dist}: size {_describe(dist, backend)} does not match reference {n_ref} "
+            f"{_describe(ref, backend)} (W×H×C)"
+        )
+    float_dtype = None
+    if backend == "torch":
+        import torch
+
+        float_dtype = torch.promote_types(
+            ref.dtype if ref.is_floating_point() else torch.float32,
+            dist.dtype if dist.is_floating_point() else torch.float32,
+        )
+    return Pair(
+        reference=_convert(ref, backend, float_dtype),
+        distorted=_convert(dist, backend, float_dtype),
+        data_range=dr,
+        batched=batched_ref,
+        backend=backend,
+        names=(n_ref, n_dist),
+        source_dtype=dt_ref,
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Helpers shared by the network metrics and the scoring engine
+# --------------------------------------------------------------------------------------
+
+
+def to_rgb(pixels: Any, backend: str) -> Any:
+    """Replicate a one-channel image to three channels; RGB passes through.
+
+    Raises:
+        ShapeError: two or four channels (apply the alpha policy first).
+    """
+    c = pixels.shape[-1] if backend == "numpy" else pixels.shape[1]
+    if c == 3:
+        return pixels
+    if c == 1:
+        if backend == "numpy":
+            return np.repeat(pixels, 3, axis=-1)
+        return pixels.expand(-1, 3, -1, -1)
+    raise ShapeError(f"expected a gray or RGB image, got {c} channels (an alpha channel kept?)")
+
+
+def to_uint8(pixels: np.ndarray, data_range: float) -> np.ndarray:
+    """Requantise to 8 bits: ``round(x * 255 / data_range)``.
+
+    For uint16 data (data range 65535) this is ``round(x / 257)``, the exact inverse of the
+    usual 8→16-bit expansion ``x * 257``. Rounding is half to even (NumPy's rule).
+    """
+    if data_range == 255.0 and pixels.dtype == np.uint8:
+        return pixels
+    scaled = np.asarray(pixels, dtype=np.float64) * (255.0 / data_range)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def stack_images(images: Sequence[np.ndarray], names: Sequence[str] | None = None) -> np.ndarray:
+    """Stack same-size ``H×W×C`` (or ``H×W``) arrays into an ``N×H×W×C`` batch.
+
+    Raises:
+        ShapeError: the images differ in size or channel count (message names the first
+            mismatching one).
+    """
+    if not images:
+        raise ShapeError("no images to stack")
+    arrs = [a[:, :, None] if a.ndim == 2 else a for a in images]
+    first = arrs[0].shape
+    for i, a in enumerate(arrs):
+        if a.shape != first:
+            who = names[i] if names else f"image {i}"
+            ref = names[0] if names else "image 0"
+            raise ShapeError(
+                f"{who}: size {a.shape[1]}×{a.shape[0]}×{a.shape[2]} does not match "
+                f"{ref} {first[1]}×{first[0]}×{first[2]} (W×H×C); batches need one size"
+            )
+    return np.stack(arrs)
+
+
+def group_by_size(items: Iterable[tuple[Any, np.ndarray]], batch_size: int) -> Iterator[list]:
+    """Group ``(key, H×W×C array)`` items into lists of same-size arrays, each at most
+    ``batch_size`` long, preserving order within a size. Pending groups are flushed at the end.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    pending: dict[tuple, list] = {}
+    for key, arr in items:
+        shp = (arr.shape, str(arr.dtype))
+        group = pending.setdefault(shp, [])
+        group.append((key, arr))
+        if len(group) == batch_size:
+            yield pending.pop(shp)
+    for group in pending.values():
+        yield group

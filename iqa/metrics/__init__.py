@@ -1,0 +1,1 @@
+"""Metric modules: one module a metric; each imports io/color/weights, never another metric."""
