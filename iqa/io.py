@@ -109,7 +109,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow reports truncated and corrupt data as OSError (or SyntaxError for bad headers).
-        raise ImageLoadError(f"{p}: cannot decode: {exc} (truncated or corrupt file?)") from None
+        raise ImageLoadError(f"{p}: cannot decode ({exc}); the file is truncated or corrupt") from None
     return arr
 
 
@@ -163,11 +163,17 @@ def _decode_opencv(path: str, fallback: bool = False) -> np.ndarray:
     import cv2
 
     data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # IMREAD_UNCHANGED ignores EXIF orientation
+    # OpenCV logs decoder warnings on stderr; the library never prints, so silence them here.
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # UNCHANGED: EXIF orientation ignored
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if img is None:
         if fallback:
             raise ImageLoadError(f"{path}: not an image file (no decoder recognises it)")
-        raise ImageLoadError(f"{path}: cannot decode (truncated or corrupt file?)")
+        raise ImageLoadError(f"{path}: cannot decode; the file is truncated or corrupt")
     if img.ndim == 3:
         if img.shape[2] == 3:
             img = img[:, :, ::-1]
@@ -276,7 +282,14 @@ def resolve_data_range(
 
 def _dtype_info(dtype: Any, name: str) -> tuple[str, int]:
     """('u', bits) for unsigned 8/16-bit, ('f', bits) for floats; anything else is refused."""
-    s = str(dtype).replace("torch.", "")
+    s = str(dtype)
+    if s.startswith("torch."):
+        s = s[len("torch.") :]
+    else:
+        try:
+            s = np.dtype(dtype).name
+        except TypeError:
+            pass
     table = {
         "uint8": ("u", 8),
         "uint16": ("u", 16),
