@@ -1,0 +1,109 @@
+"""The classical-metric commands, through Click's runner and one real subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from helpers import write_png
+
+import iqa
+from iqa.cli import main
+
+
+@pytest.fixture
+def pair(tmp_path, rng):
+    a = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
+    return write_png(tmp_path / "ref.png", a), write_png(tmp_path / "dist.png", b)
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize(
+    ("command", "func"), [("psnr", iqa.psnr), ("ssim", iqa.ssim), ("ms-ssim", None)]
+)
+def test_prints_the_library_value_at_full_precision(pair, command, func):
+    if func is None:  # 40×48 is below MS-SSIM's five scales: use two
+        result = run(command, *pair, "--scales", "2")
+        expected = iqa.ms_ssim(*pair, scales=2)
+    else:
+        result = run(command, *pair)
+        expected = func(*pair)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{expected!r}\n"
+
+
+def test_json_records_settings(pair):
+    result = run("ssim", *pair, "--format", "json", "--color", "y", "--crop-border", "4")
+    doc = json.loads(result.stdout)
+    assert doc["metric"] == "ssim"
+    assert doc["value"] == iqa.ssim(*pair, color="y", crop_border=4)
+    assert doc["settings"]["data_range"] == 255.0
+    assert doc["settings"]["color"] == "y" and doc["settings"]["crop_border"] == 4
+    assert doc["settings"]["win_size"] == 11 and doc["settings"]["sigma"] == 1.5
+    assert doc["iqa_version"] == iqa.__version__
+
+
+def test_identical_images_json_stays_valid(pair):
+    result = run("psnr", pair[0], pair[0], "--format", "json")
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc["value"] is None and doc["value_text"] == "inf"
+    assert run("psnr", pair[0], pair[0]).stdout == "inf\n"
+
+
+def test_opaque_alpha_is_reported(tmp_path, rng):
+    a = rng.integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    a[..., 3] = 255
+    p = write_png(tmp_path / "a.png", a)
+    doc = json.loads(run("psnr", p, p, "--format", "json").stdout)
+    assert doc["notes"] == ["alpha channel fully opaque: dropped"]
+
+
+def test_errors_are_one_line_with_exit_1(pair, tmp_path):
+    missing = tmp_path / "missing.png"
+    result = run("psnr", pair[0], missing)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == f"iqa: error: {missing}: no such file\n"
+    small = write_png(tmp_path / "small.png", np.zeros((40, 47, 3), np.uint8))
+    result = run("ssim", pair[0], small)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "small.png: size 47×40×3 does not match" in result.stderr
+
+
+def test_usage_error_exit_2(pair):
+    assert run("psnr", pair[0]).exit_code == 2
+    assert run("psnr", *pair, "--color", "lab").exit_code == 2
+
+
+def test_debug_shows_the_traceback(pair, tmp_path):
+    result = CliRunner().invoke(main, ["--debug", "psnr", str(pair[0]), str(tmp_path / "x.png")])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, iqa.ImageLoadError)
+
+
+def test_version_names_dependencies():
+    result = run("--version")
+    assert result.exit_code == 0
+    for name in ("iqa", "torch", "numpy", "scipy"):
+        assert name in result.stdout
+
+
+def test_real_subprocess(pair):
+    exe = shutil.which("iqa") or str(Path(sys.executable).with_name("iqa"))
+    proc = subprocess.run([exe, "psnr", str(pair[0]), str(pair[1])], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) == iqa.psnr(*pair)
+    proc = subprocess.run([exe, "psnr", str(pair[0]), "nope.png"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr == "iqa: error: nope.png: no such file\n"
