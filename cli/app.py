@@ -16,6 +16,7 @@ from iqa import __version__
 from iqa.errors import IQAError
 
 from .classic import ms_ssim_cmd, psnr_cmd, ssim_cmd
+from .score_cmd import score_cmd
 
 #: Exit codes: 0 success, 1 a file or pair failed, 2 usage error (Click's own).
 EXIT_FAILURE = 1
@@ -70,6 +71,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 main.add_command(psnr_cmd)
 main.add_command(ssim_cmd)
 main.add_command(ms_ssim_cmd)
+main.add_command(score_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,9 +24,15 @@ _EXPORTS = {
     "RangeError": "iqa.errors",
     "ShapeError": "iqa.errors",
     "WeightsError": "iqa.errors",
+    "PairScore": "iqa.scoring",
+    "ScoreStats": "iqa.scoring",
+    "Scorer": "iqa.scoring",
+    "iter_scores": "iqa.scoring",
     "ms_ssim": "iqa.metrics.ssim",
     "psnr": "iqa.metrics.psnr",
+    "pair_folders": "iqa.scoring",
     "read_image": "iqa.io",
+    "score_folders": "iqa.scoring",
     "ssim": "iqa.metrics.ssim",
 }
 
