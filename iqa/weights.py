@@ -1,0 +1,482 @@
+"""The registry of pretrained files: where each comes from, how it is verified, where it lives.
+
+Every pretrained file iqa can use is listed in :data:`REGISTRY` with its official URL and
+its SHA-256 digest. Where the publisher gives the full digest it is stored in full; where
+only the hash prefix in the file name is published (torchvision's and pytorch-fid's
+convention) the prefix is stored and checked the way ``torch.hub``'s ``check_hash`` does:
+the file's SHA-256 must start with it. :attr:`WeightsFile.hash_is_prefix` says which.
+
+Where files live:
+    ``$IQA_CACHE_DIR/weights/`` if ``IQA_CACHE_DIR`` is set, else the platform's user cache
+    directory (``$XDG_CACHE_HOME/iqa/weights`` or ``~/.cache/iqa/weights`` on Linux,
+    ``~/Library/Caches/iqa/weights`` on macOS, ``%LOCALAPPDATA%\\iqa\\Cache\\weights`` on
+    Windows). A file that torch already downloaded into its hub cache
+    (``torch.hub.get_dir()/checkpoints``) is used in place when its digest matches.
+
+Network rules:
+    Nothing is downloaded at import time, nor by anything but :func:`get_path` (with
+    ``download=True``) and :func:`download`. A download goes to a temporary file beside the
+    target, is verified, and is renamed into place atomically, so an interrupted or corrupt
+    download never leaves a file that looks valid. ``IQA_OFFLINE=1`` turns downloads off; a
+    connection that cannot be made within a short timeout fails at once (no retry loop).
+    Both give a one-line :class:`~iqa.errors.WeightsError` naming the URL and the exact path
+    to put the file at.
+
+Loading uses ``torch.load(..., weights_only=True, map_location="cpu")``: a file is never
+unpickled as arbitrary Python objects. A cached file whose digest does not match is refused,
+never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from iqa.errors import WeightsError
+
+__all__ = [
+    "REGISTRY",
+    "WeightsFile",
+    "WeightsStatus",
+    "cache_dir",
+    "download",
+    "file_sha256",
+    "get_path",
+    "hub_path",
+    "load_state_dict",
+    "offline",
+    "status",
+    "target_path",
+    "verify_file",
+    "weights_dir",
+]
+
+#: Seconds to wait for a connection (and for each read) before a download fails.
+CONNECT_TIMEOUT = 10.0
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One pretrained file.
+
+    Attributes:
+        name: the registry key, e.g. ``"alexnet"``.
+        filename: the file's official name (also its name in the cache).
+        url: the official download address.
+        sha256: the full SHA-256 hex digest, or the published prefix of it.
+        size_mib: the approximate size in MiB as published (information only), or None.
+        description: what the file is and which metric uses it.
+        override_hint: how to use one's own copy instead (shown in error messages).
+    """
+
+    name: str
+    filename: str
+    url: str
+    sha256: str
+    size_mib: float | None
+    description: str
+    override_hint: str = "or pass the file's path explicitly"
+
+    @property
+    def hash_is_prefix(self) -> bool:
+        """True when only a prefix of the digest is published (checked as a prefix)."""
+        return len(self.sha256) < 64
+
+    def matches(self, digest: str) -> bool:
+        """Whether a full hex digest agrees with the registered digest or prefix."""
+        return digest.lower().startswith(self.sha256.lower())
+
+
+_TV_HINT = "or pass a torchvision-format state dict with backbone_weights=PATH (CLI: --backbone-weights PATH)"
+
+#: Every pretrained file iqa can use. Digests: the full SHA-256 where it is published,
+#: otherwise the prefix in the official file name (see WeightsFile.hash_is_prefix).
+REGISTRY: dict[str, WeightsFile] = {
+    w.name: w
+    for w in (
+        WeightsFile(
+            name="alexnet",
+            filename="alexnet-owt-7be5be79.pth",
+            url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+            # Full digest published by torchvision (AlexNet_Weights.IMAGENET1K_V1).
+            sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+            size_mib=233.087,
+            description="torchvision AlexNet, ImageNet (IMAGENET1K_V1): the LPIPS-alex backbone",
+            override_hint=_TV_HINT,
+        ),
+        WeightsFile(
+            name="vgg16",
+            filename="vgg16-397923af.pth",
+            url="https://download.pytorch.org/models/vgg16-397923af.pth",
+            sha256="397923af",  # prefix from the file name, as torch.hub checks it
+            size_mib=527.796,
+            description="torchvision VGG16, ImageNet (IMAGENET1K_V1): the LPIPS-vgg backbone",
+            override_hint=_TV_HINT,
+        ),
+        WeightsFile(
+            name="squeezenet1_1",
+            filename="squeezenet1_1-b8a52dc0.pth",
+            url="https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth",
+            sha256="b8a52dc0",  # prefix from the file name, as torch.hub checks it
+            size_mib=4.729,
+            description="torchvision SqueezeNet 1.1, ImageNet (IMAGENET1K_V1): the LPIPS-squeeze backbone",
+            override_hint=_TV_HINT,
+        ),
+        WeightsFile(
+            name="inception-fid",
+            filename="pt_inception-2015-12-05-6726825d.pth",
+            url=(
+                "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                "pt_inception-2015-12-05-6726825d.pth"
+            ),
+            sha256="6726825d",  # prefix from the file name, as pytorch-fid checks it
+            size_mib=None,
+            description="TensorFlow's 2015-12-05 Inception v3 ported by pytorch-fid: the FID/KID network",
+        ),
+    )
+}
+
+
+# --------------------------------------------------------------------------------------
+# Locations
+# --------------------------------------------------------------------------------------
+
+
+def offline() -> bool:
+    """True when ``IQA_OFFLINE`` is set to a true value (1, true, yes, on)."""
+    return os.environ.get("IQA_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def cache_dir() -> Path:
+    """iqa's cache directory: ``IQA_CACHE_DIR``, else the platform's user cache directory.
+
+    Linux and other POSIX systems: ``$XDG_CACHE_HOME/iqa`` (``~/.cache/iqa`` when unset or
+    not absolute); macOS: ``~/Library/Caches/iqa``; Windows: ``%LOCALAPPDATA%\\iqa\\Cache``.
+    The directory is not created here.
+    """
+    env = os.environ.get("IQA_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    home = Path.home()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA")
+        return (Path(base) if base else home / "AppData" / "Local") / "iqa" / "Cache"
+    if sys.platform == "darwin":
+        return home / "Library" / "Caches" / "iqa"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG base directory specification says relative paths are invalid and ignored.
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else home / ".cache"
+    return base / "iqa"
+
+
+def weights_dir() -> Path:
+    """Where downloaded weights are kept: ``cache_dir() / "weights"``."""
+    return cache_dir() / "weights"
+
+
+def _entry(name: str) -> WeightsFile:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise WeightsError(
+            f"unknown weights {name!r}: known names are {', '.join(sorted(REGISTRY))}"
+        ) from None
+
+
+def target_path(name: str) -> Path:
+    """The path at which iqa keeps (or expects) the file ``name``."""
+    return weights_dir() / _entry(name).filename
+
+
+def hub_path(name: str) -> Path:
+    """Where torch's hub cache would hold the file ``name`` (it may not exist)."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / _entry(name).filename
+
+
+# --------------------------------------------------------------------------------------
+# Verification
+# --------------------------------------------------------------------------------------
+
+_digest_memo: dict[tuple[str, int, int], str] = {}
+_memo_lock = threading.Lock()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 hex digest of a file.
+
+    Digests are remembered for the life of the process, keyed by the file's real path, size
+    and modification time, so a file is hashed once however often it is loaded.
+
+    Raises:
+        WeightsError: the file cannot be read.
+    """
+    p = os.path.realpath(os.fspath(path))
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read ({exc.strerror})") from None
+    key = (p, st.st_size, st.st_mtime_ns)
+    with _memo_lock:
+        if key in _digest_memo:
+            return _digest_memo[key]
+    h = hashlib.sha256()
+    try:
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(_CHUNK), b""):
+                h.update(block)
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read ({exc.strerror})") from None
+    digest = h.hexdigest()
+    with _memo_lock:
+        _digest_memo[key] = digest
+    return digest
+
+
+def _mismatch(entry: WeightsFile, path: Path, digest: str) -> str:
+    kind = "SHA-256 prefix" if entry.hash_is_prefix else "SHA-256"
+    shown = digest[: len(entry.sha256)] if entry.hash_is_prefix else digest
+    return (
+        f"{path}: {kind} {shown} does not match {entry.sha256} registered for {entry.name} "
+        f"({entry.url}); the file is corrupt or not the official one: delete it and run "
+        f"'iqa weights download {entry.name}'"
+    )
+
+
+def verify_file(name: str, path: str | os.PathLike) -> Path:
+    """Check that ``path`` holds the registered file ``name``.
+
+    Raises:
+        WeightsError: the file is missing, unreadable or its digest does not match.
+    """
+    entry = _entry(name)
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{p}: no such file")
+    digest = file_sha256(p)
+    if not entry.matches(digest):
+        raise WeightsError(_mismatch(entry, p, digest))
+    return p
+
+
+@dataclass(frozen=True)
+class WeightsStatus:
+    """Where a registered file is, as found by :func:`status`.
+
+    Attributes:
+        name: the registry key.
+        state: ``"missing"``, ``"present"`` (found, not hashed), ``"ok"`` (digest matches)
+            or ``"corrupt"`` (digest does not match).
+        path: the file found, or the path at which it is expected.
+        source: ``"cache"`` (iqa's cache), ``"torch-hub"`` (torch's hub cache) or ``""``.
+    """
+
+    name: str
+    state: str
+    path: Path
+    source: str
+
+
+def status(name: str, *, verify: bool = False) -> WeightsStatus:
+    """Find the file ``name`` in iqa's cache, then in torch's hub cache.
+
+    Args:
+        name: a registry key.
+        verify: hash the file found (otherwise its state is ``"present"``).
+    """
+    target = target_path(name)
+    candidates = [(target, "cache"), (hub_path(name), "torch-hub")]
+    for path, source in candidates:
+        if path.is_file():
+            if not verify:
+                return WeightsStatus(name, "present", path, source)
+            ok = _entry(name).matches(file_sha256(path))
+            if ok or source == "cache":
+                return WeightsStatus(name, "ok" if ok else "corrupt", path, source)
+    return WeightsStatus(name, "missing", target, "")
+
+
+# --------------------------------------------------------------------------------------
+# Acquisition
+# --------------------------------------------------------------------------------------
+
+
+def get_path(name: str, *, path: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """The verified local path of the pretrained file ``name``.
+
+    Order: the user's ``path`` (used as-is: it must exist; it is not hashed, since it may be
+    fine-tuned), then iqa's cache, then torch's hub cache, then a download into iqa's cache.
+
+    Args:
+        name: a registry key (see :data:`REGISTRY`).
+        path: the user's own file, which overrides the registry.
+        download: whether a missing file may be downloaded.
+
+    Returns:
+        The path of a file whose digest matches the registry (or the user's ``path``).
+
+    Raises:
+        WeightsError: unknown name; the user's file is missing; the cached file is corrupt;
+            the file is missing and downloads are off (``IQA_OFFLINE=1`` or
+            ``download=False``) or fail. The message names the URL and the target path.
+
+    Example:
+        >>> get_path("alexnet")  # doctest: +SKIP
+        PosixPath('/home/me/.cache/iqa/weights/alexnet-owt-7be5be79.pth')
+    """
+    entry = _entry(name)
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise WeightsError(
+                f"{p}: no such file (given as the weights for {entry.name}); check the path"
+            )
+        return p
+    target = target_path(name)
+    if target.is_file():
+        return verify_file(name, target)
+    hub = hub_path(name)
+    if hub.is_file() and entry.matches(file_sha256(hub)):
+        return hub
+    if not download or offline():
+        why = "downloads are off (IQA_OFFLINE=1)" if offline() else "downloading was not allowed"
+        raise WeightsError(
+            f"{entry.name}: weights file not found and {why}: download {entry.url} and save "
+            f"it as {target}, {entry.override_hint}"
+        )
+    return _download(entry, target, progress=None)
+
+
+def download(
+    name: str,
+    *,
+    force: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Path:
+    """Download the file ``name`` into iqa's cache (explicitly, even if torch's hub has it).
+
+    Args:
+        name: a registry key.
+        force: download again even when the cached file verifies; a cached file that does
+            not verify is always replaced.
+        progress: called as ``progress(bytes_so_far, total_or_None)`` while downloading.
+
+    Returns:
+        The verified path in iqa's cache.
+
+    Raises:
+        WeightsError: offline, connection failure, incomplete transfer or digest mismatch.
+    """
+    entry = _entry(name)
+    target = target_path(name)
+    if target.is_file() and not force and entry.matches(file_sha256(target)):
+        return target
+    if offline():
+        raise WeightsError(
+            f"{entry.name}: downloads are off (IQA_OFFLINE=1): download {entry.url} and save "
+            f"it as {target}"
+        )
+    return _download(entry, target, progress=progress)
+
+
+def _download(
+    entry: WeightsFile, target: Path, progress: Callable[[int, int | None], None] | None
+) -> Path:
+    import urllib.error
+    import urllib.request
+
+    fix = f"download {entry.url} by other means and save it as {target}, {entry.override_hint}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WeightsError(f"{target.parent}: cannot create the cache folder ({exc.strerror}); "
+                           "set IQA_CACHE_DIR to a writable folder") from None
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{entry.filename}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        h = hashlib.sha256()
+        request = urllib.request.Request(entry.url, headers={"User-Agent": "iqa"})
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=CONNECT_TIMEOUT) as resp:
+                total_header = resp.headers.get("Content-Length")
+                total = int(total_header) if total_header and total_header.isdigit() else None
+                done = 0
+                while True:
+                    block = resp.read(_CHUNK)
+                    if not block:
+                        break
+                    out.write(block)
+                    h.update(block)
+                    done += len(block)
+                    if progress is not None:
+                        progress(done, total)
+                out.flush()
+                os.fsync(out.fileno())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise WeightsError(f"{entry.name}: cannot download {entry.url} ({reason}); {fix}") from None
+        except Exception as exc:  # http.client.IncompleteRead and other protocol errors
+            raise WeightsError(
+                f"{entry.name}: download of {entry.url} failed ({type(exc).__name__}); {fix}"
+            ) from None
+        if total is not None and done != total:
+            raise WeightsError(
+                f"{entry.name}: download of {entry.url} stopped after {done} of {total} bytes; {fix}"
+            )
+        digest = h.hexdigest()
+        if not entry.matches(digest):
+            raise WeightsError(
+                f"{entry.name}: the file downloaded from {entry.url} has SHA-256 {digest}, "
+                f"expected {entry.sha256}{' (prefix)' if entry.hash_is_prefix else ''}; "
+                "it was discarded"
+            )
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    return target
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+
+
+def load_state_dict(name: str, *, path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Load the verified file ``name`` (or the user's ``path``) as a state dict on the CPU.
+
+    Uses ``torch.load(..., weights_only=True, map_location="cpu")``.
+
+    Raises:
+        WeightsError: see :func:`get_path`; the file is not a PyTorch file holding a dict
+            of tensors.
+    """
+    p = get_path(name, path=path)
+    import torch
+
+    try:
+        state = torch.load(p, weights_only=True, map_location="cpu")
+    except Exception as exc:  # torch raises several types for a file it cannot read
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(
+            f"{p}: cannot be loaded as a PyTorch state dict ({first[:200]}); expected a file "
+            "saved with torch.save(model.state_dict(), path)"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(
+            f"{p}: expected a state dict (a dict of tensors), got {type(state).__name__}; save "
+            "it with torch.save(model.state_dict(), path)"
+        )
+    return state
