@@ -16,7 +16,9 @@ from iqa import __version__
 from iqa.errors import IQAError
 
 from .classic import ms_ssim_cmd, psnr_cmd, ssim_cmd
+from .lpips_cmd import lpips_cmd
 from .score_cmd import score_cmd
+from .weights_cmd import weights_cmd
 
 #: Exit codes: 0 success, 1 a file or pair failed, 2 usage error (Click's own).
 EXIT_FAILURE = 1
@@ -71,7 +73,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 main.add_command(psnr_cmd)
 main.add_command(ssim_cmd)
 main.add_command(ms_ssim_cmd)
+main.add_command(lpips_cmd)
 main.add_command(score_cmd)
+main.add_command(weights_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,14 +31,34 @@ def psnr_cmd(reference, distorted, data_range, bit_depth, alpha, fmt, color, cro
 @click.option("--win-size", type=click.IntRange(min=1), default=11, show_default=True, help="Odd Gaussian window size.")
 @click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=1.5, show_default=True, help="Gaussian sigma.")
 @click.option("--downsample", is_flag=True, help="MATLAB ssim.m's automatic downsampling by round(min(H, W)/256).")
-def ssim_cmd(reference, distorted, data_range, bit_depth, alpha, fmt, color, crop_border, win_size, sigma, downsample):
+@click.option(
+    "--map",
+    "map_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the SSIM map (valid region, channels averaged) as a heat-map PNG with a colour bar.",
+)
+def ssim_cmd(reference, distorted, data_range, bit_depth, alpha, fmt, color, crop_border, win_size, sigma, downsample, map_path):
     """Structural similarity with a Gaussian window (Wang, Bovik et al 2004)."""
     from iqa.metrics.ssim import compute_ssim
 
     pair = _pair(reference, distorted, data_range, bit_depth, alpha)
-    value = compute_ssim(
-        pair, color=color, crop_border=crop_border, win_size=win_size, sigma=sigma, downsample=downsample
-    )[0]
+    out = compute_ssim(
+        pair, color=color, crop_border=crop_border, win_size=win_size, sigma=sigma, downsample=downsample,
+        full=bool(map_path),
+    )
+    if map_path:
+        from iqa.maps import render_heatmap
+
+        values, ssim_map = out
+        plane = ssim_map[0].mean(axis=-1)  # N×H'×W'×C: the valid region, channels averaged
+        h, w = plane.shape
+        render_heatmap(
+            plane, map_path, vmin=min(0.0, float(plane.min())), vmax=1.0, reverse=True,
+            title=f"SSIM map, valid region {w}x{h}: bright = different",
+        )
+        out = values
+    value = out[0]
     settings = {
         "color": color, "crop_border": crop_border, "alpha": alpha, "win_size": win_size,
         "sigma": sigma, "downsample": downsample, "k1": 0.01, "k2": 0.03,
