@@ -1,0 +1,222 @@
+"""PSNR: parity with scikit-image, the conventions, the torch path and properties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from skimage.metrics import peak_signal_noise_ratio
+
+from helpers import write_png
+from iqa.errors import RangeError
+from iqa.metrics.psnr import compute_psnr, psnr
+from iqa.io import prepare_pair
+
+# NumPy and path inputs: the acceptance bound is 1e-9 dB against a float64 reference; both
+# sides compute one float64 MSE, so they differ by summation order only (~1e-13 dB).
+TOL_DB = 1e-9
+# float32 tensors: the acceptance bound (the MSE is summed in float32).
+TOL_F32 = 5e-4
+
+
+def distorted_pair(rng, shape, dtype=np.uint8, sigma=0.08):
+    peak = np.iinfo(dtype).max
+    ref = rng.integers(0, peak + 1, shape).astype(dtype)
+    noise = rng.normal(0, sigma * peak, shape)
+    dist = np.clip(np.rint(ref + noise), 0, peak).astype(dtype)
+    return ref, dist
+
+
+CASES = [
+    ("uint8 gray", (64, 80), np.uint8),
+    ("uint8 rgb", (48, 40, 3), np.uint8),
+    ("uint16 gray", (33, 47), np.uint16),
+    ("uint16 rgb", (31, 29, 3), np.uint16),
+    ("tiny 11x11", (11, 11, 3), np.uint8),
+    ("odd large", (1000, 872, 3), np.uint8),
+]
+
+
+@pytest.mark.parametrize("name,shape,dtype", CASES, ids=[c[0] for c in CASES])
+def test_matches_skimage(rng, name, shape, dtype):
+    ref, dist = distorted_pair(rng, shape, dtype)
+    expected = peak_signal_noise_ratio(ref, dist, data_range=np.iinfo(dtype).max)
+    assert abs(psnr(ref, dist) - expected) < TOL_DB
+
+
+def test_float_input_with_data_range_matches_skimage(rng):
+    ref, dist = distorted_pair(rng, (40, 41, 3))
+    a, b = ref / 255.0, dist / 255.0
+    assert abs(psnr(a, b, data_range=1.0) - peak_signal_noise_ratio(a, b, data_range=1.0)) < TOL_DB
+    # A float image scored with the uint8 range gives the uint8 number.
+    assert abs(psnr(a * 255, b * 255, data_range=255.0) - psnr(ref, dist)) < TOL_DB
+
+
+def test_bit_depth_sets_the_peak(rng):
+    ref = rng.integers(0, 1024, (20, 21), dtype=np.uint16)
+    dist = np.clip(ref.astype(int) + rng.integers(-9, 10, ref.shape), 0, 1023).astype(np.uint16)
+    expected = peak_signal_noise_ratio(ref, dist, data_range=1023)
+    assert abs(psnr(ref, dist, bit_depth=10) - expected) < TOL_DB
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_path_inputs_match_skimage(tmp_path, rng, dtype, channels):
+    shape = (37, 45) if channels == 1 else (37, 45, 3)
+    ref, dist = distorted_pair(rng, shape, dtype)
+    pa, pb = write_png(tmp_path / "a.png", ref), write_png(tmp_path / "b.png", dist)
+    expected = peak_signal_noise_ratio(ref, dist, data_range=np.iinfo(dtype).max)
+    value = psnr(pa, pb)
+    assert isinstance(value, float)
+    assert abs(value - expected) < TOL_DB
+
+
+def test_identical_images_give_inf(rng):
+    ref, _ = distorted_pair(rng, (16, 16, 3))
+    assert psnr(ref, ref.copy()) == math.inf
+
+
+def test_flat_images(rng):
+    a = np.full((19, 23), 100, np.uint8)
+    b = np.full((19, 23), 110, np.uint8)
+    # MSE = 100 everywhere: 10·log10(255² / 100).
+    assert abs(psnr(a, b) - 10 * math.log10(255**2 / 100)) < TOL_DB
+    assert abs(psnr(a, b) - peak_signal_noise_ratio(a, b, data_range=255)) < TOL_DB
+
+
+def test_one_mse_over_all_channels(rng):
+    ref, dist = distorted_pair(rng, (20, 30, 3))
+    mse = np.mean((ref.astype(np.float64) - dist) ** 2)
+    assert abs(psnr(ref, dist) - 10 * math.log10(255**2 / mse)) < TOL_DB
+
+
+def test_batch_gives_one_value_per_image(rng):
+    ref, dist = distorted_pair(rng, (4, 24, 26, 3))
+    dist[2] = ref[2]
+    values = psnr(ref, dist)
+    assert isinstance(values, np.ndarray) and values.shape == (4,)
+    for i in range(4):
+        assert values[i] == psnr(ref[i], dist[i])
+    assert values[2] == math.inf
+
+
+def test_float_without_data_range_is_an_error(rng):
+    a = rng.random((8, 8))
+    with pytest.raises(RangeError, match="data_range"):
+        psnr(a, a)
+
+
+# --------------------------------------------------------------------------------------
+# Super-resolution conventions
+# --------------------------------------------------------------------------------------
+
+
+def y_of(rgb: np.ndarray, data_range: float) -> np.ndarray:
+    r, g, b = (rgb[..., i].astype(np.float64) / data_range for i in range(3))
+    return 16.0 + 65.481 * r + 128.553 * g + 24.966 * b
+
+
+@pytest.mark.parametrize("crop", [0, 4])
+def test_color_y_and_crop_match_the_direct_formula(rng, crop):
+    ref, dist = distorted_pair(rng, (40, 44, 3))
+    sl = (slice(crop, -crop), slice(crop, -crop)) if crop else (slice(None), slice(None))
+    ya, yb = y_of(ref[sl], 255.0), y_of(dist[sl], 255.0)
+    expected = 10 * math.log10(255.0**2 / np.mean((ya - yb) ** 2))
+    assert abs(psnr(ref, dist, color="y", crop_border=crop) - expected) < TOL_DB
+    assert abs(expected - peak_signal_noise_ratio(ya, yb, data_range=255.0)) < TOL_DB
+
+
+def test_color_y_on_16_bit(rng):
+    ref, dist = distorted_pair(rng, (30, 31, 3), np.uint16)
+    ya, yb = y_of(ref, 65535.0), y_of(dist, 65535.0)
+    expected = peak_signal_noise_ratio(ya, yb, data_range=255.0)
+    assert abs(psnr(ref, dist, color="y") - expected) < TOL_DB
+
+
+def test_crop_border_rgb(rng):
+    ref, dist = distorted_pair(rng, (30, 32, 3))
+    expected = peak_signal_noise_ratio(ref[2:-2, 2:-2], dist[2:-2, 2:-2], data_range=255)
+    assert abs(psnr(ref, dist, crop_border=2) - expected) < TOL_DB
+
+
+# --------------------------------------------------------------------------------------
+# torch
+# --------------------------------------------------------------------------------------
+
+
+def to_tensor(a: np.ndarray, dtype=torch.float32) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3))).to(dtype)
+
+
+def test_torch_float32_within_tolerance(rng):
+    ref, dist = distorted_pair(rng, (3, 50, 47, 3))
+    expected = psnr(ref, dist)
+    got = psnr(to_tensor(ref), to_tensor(dist), data_range=255.0)
+    assert got.dtype == torch.float32 and got.shape == (3,)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=TOL_F32)
+
+
+def test_torch_float64_and_uint8_tensors(rng):
+    ref, dist = distorted_pair(rng, (2, 20, 21, 3))
+    expected = psnr(ref, dist)
+    got = psnr(to_tensor(ref, torch.float64), to_tensor(dist, torch.float64), data_range=255.0)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=TOL_DB)
+    got_u8 = psnr(to_tensor(ref, torch.uint8), to_tensor(dist, torch.uint8))
+    np.testing.assert_allclose(got_u8.numpy(), expected, rtol=0, atol=TOL_F32)
+
+
+def test_torch_gradient_exists_and_values_match(rng):
+    ref, dist = distorted_pair(rng, (2, 16, 18, 3))
+    a = to_tensor(ref, torch.float64) / 255
+    b = (to_tensor(dist, torch.float64) / 255).requires_grad_(True)
+    value = psnr(a, b, data_range=1.0)
+    value.sum().backward()
+    assert b.grad is not None and torch.isfinite(b.grad).all() and b.grad.abs().sum() > 0
+    with torch.no_grad():
+        plain = psnr(a, b, data_range=1.0)
+    assert torch.allclose(value.detach(), plain, rtol=0, atol=1e-12)
+    # d/db 10·log10(1/MSE) = 10/ln10 · 2(a−b)/(n·MSE): the analytic gradient of one image.
+    d = (a[0] - b[0]).detach()
+    mse = d.square().mean()
+    analytic = 10 / math.log(10) * 2 * d / (d.numel() * mse)
+    assert torch.allclose(b.grad[0], analytic, rtol=1e-10, atol=0)
+
+
+def test_compute_psnr_on_a_prepared_pair(rng):
+    ref, dist = distorted_pair(rng, (20, 20, 3))
+    values = compute_psnr(prepare_pair(ref, dist))
+    assert values.shape == (1,) and values[0] == psnr(ref, dist)
+
+
+# --------------------------------------------------------------------------------------
+# Properties
+# --------------------------------------------------------------------------------------
+
+images_u8 = arrays(np.uint8, st.tuples(st.integers(2, 24), st.integers(2, 24), st.sampled_from([1, 3])))
+
+
+@settings(deadline=None, max_examples=40)
+@given(images_u8, st.data())
+def test_properties(a, data):
+    b = data.draw(arrays(np.uint8, a.shape))
+    v = psnr(a, b)
+    assert v == psnr(b, a)  # symmetric: the MSE is
+    assert psnr(a, a) == math.inf  # identity
+    # Bounds: the MSE is at most 255², so PSNR >= 0 dB.
+    assert v >= 0.0
+    # dtype invariance: uint8 against the same image as float in [0, 1].
+    assert abs(v - psnr(a / 255.0, b / 255.0, data_range=1.0)) < TOL_DB or v == math.inf
+
+
+@settings(deadline=None, max_examples=20)
+@given(st.integers(1, 4), st.integers(5, 20), st.integers(5, 20), st.data())
+def test_batch_equals_one_by_one(n, h, w, data):
+    a = data.draw(arrays(np.uint8, (n, h, w, 3)))
+    b = data.draw(arrays(np.uint8, (n, h, w, 3)))
+    batch = psnr(a, b)
+    assert list(batch) == [psnr(a[i], b[i]) for i in range(n)]
