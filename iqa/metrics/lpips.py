@@ -268,6 +268,7 @@ def _make_lpips_class() -> type:
             self.data_range, self.bit_depth, self.alpha = data_range, bit_depth, alpha
             self.spatial = spatial
             self.core = _build_core(net, version, _weights.get_path(NETS[net]["weights"], path=backbone_weights))
+            self.eval()
 
         def train(self, mode: bool = True) -> "LPIPS":
             # The metric is defined in eval mode; a training loop calling .train() on a
@@ -424,8 +425,8 @@ def _make_core_class() -> type:
                 f0, f1 = z[:n], z[n:]
                 # lpips.normalize_tensor: f / (sqrt(sum f²) + 1e-10). The clamp only keeps
                 # the gradient of an all-zero feature vector finite (0, not NaN).
-                n0 = f0.square().sum(1, keepdim=True).clamp_min(tiny).sqrt_().add_(_EPS)
-                n1 = f1.square().sum(1, keepdim=True).clamp_min(tiny).sqrt_().add_(_EPS)
+                n0 = f0.square().sum(1, keepdim=True).clamp_min(tiny).sqrt() + _EPS
+                n1 = f1.square().sum(1, keepdim=True).clamp_min(tiny).sqrt() + _EPS
                 d = (f0 / n0 - f1 / n1).square()
                 layer = F.conv2d(d, head)  # the linear head: a 1×1 convolution, no bias
                 if want_value:
