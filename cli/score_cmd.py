@@ -231,6 +231,8 @@ def score_cmd(
         lpips_weights=lpips_weights,
         device=device,
     )
+    if maps_dir is not None and not {"ssim", "lpips"} & set(settings.metrics):
+        raise click.UsageError("--maps draws SSIM and LPIPS maps: add -m ssim or -m lpips")
     cores = os.cpu_count() or 1
     workers = workers or min(cores, 4)
     _limit_threads(threads or max(1, cores // workers), "lpips" in settings.metrics)

@@ -276,9 +276,9 @@ class ScoreSettings:
         metrics: Python metric names (see :data:`METRICS`).
         data_range, bit_depth, alpha: the image layer's options (:func:`iqa.io.prepare_pair`).
         color, crop_border: the super-resolution conventions for PSNR, SSIM and MS-SSIM.
-            LPIPS gets the border crop but always sees RGB (it is an RGB network).
+            LPIPS always sees the whole RGB image, as ``iqa lpips`` does.
         lpips_net, lpips_version, lpips_weights: the LPIPS network, its linear-layer version
-            and an optional local file of backbone weights.
+            and an optional local file of backbone weights (torchvision format).
         device: where LPIPS runs (``"auto"``, ``"cpu"``, ``"cuda"``, ...).
     """
 
@@ -403,23 +403,25 @@ def _classic(metric: str, pair: Pair, settings: ScoreSettings) -> Any:
     raise ValueError(f"not a classic metric: {metric!r}")
 
 
-def _lpips(pair: Pair, settings: ScoreSettings) -> Any:
-    """LPIPS of a prepared pair (or a stacked batch of pairs), one value per image."""
-    from iqa.color import crop_border
-    from iqa.metrics.lpips import compute_lpips
+def _lpips(pair: Pair, settings: ScoreSettings, *, batch_size: int = 16, want_map: bool = False) -> Any:
+    """LPIPS of a prepared pair (or a stacked batch of pairs), one value per image; with
+    ``want_map`` the tuple (values, maps) from one forward pass.
 
-    if settings.crop_border:
-        pair = pair.with_pixels(
-            crop_border(pair.reference, settings.crop_border, pair.backend, pair.names[0]),
-            crop_border(pair.distorted, settings.crop_border, pair.backend, pair.names[1]),
-        )
-    return compute_lpips(
-        pair,
+    LPIPS sees the whole RGB image, as ``iqa lpips`` does: ``color`` and ``crop_border``
+    are conventions of PSNR, SSIM and MS-SSIM.
+    """
+    from iqa.metrics.lpips import compute_lpips, compute_lpips_and_map
+
+    kwargs = dict(
         net=settings.lpips_net,
         version=settings.lpips_version,
         backbone_weights=settings.lpips_weights,
         device=settings.device,
+        batch_size=batch_size,
     )
+    if want_map:
+        return compute_lpips_and_map(pair, **kwargs)
+    return compute_lpips(pair, **kwargs)
 
 
 def _floats(values: Any) -> list[float]:
@@ -703,11 +705,13 @@ def _item_names(item: Any, index: int) -> tuple[Any, Any, str, str]:
     return ref, dist, rn, dn
 
 
-def _score_item(item: Any, index: int, settings: ScoreSettings, keep_pair: bool) -> tuple[PairScore, Pair | None]:
+def _score_item(
+    item: Any, index: int, settings: ScoreSettings, keep_pair: bool, maps: "_MapWriter | None" = None
+) -> tuple[PairScore, Pair | None]:
     """Prepare one item and compute its classic metrics; never raises for bad data.
 
     LPIPS is left for the caller when ``keep_pair`` (the file engine batches it); otherwise
-    it is computed here too.
+    it is computed here too. With ``maps``, the SSIM map is written here as well.
     """
     ref, dist, rn, dn = _item_names(item, index)
     values: dict[str, Any] = {m: None for m in settings.metrics}
@@ -726,6 +730,11 @@ def _score_item(item: Any, index: int, settings: ScoreSettings, keep_pair: bool)
             if _is_fatal(exc):
                 raise
             errors.append(f"{m}: {_one_line(exc)}")
+    if maps is not None and "ssim" in settings.metrics and values["ssim"] is not None:
+        try:
+            maps.write_ssim(dn, pair)
+        except Exception as exc:
+            errors.append(f"ssim map: {_one_line(exc)}")
     return PairScore(rn, dn, values, "; ".join(errors)), (pair if keep_pair else None)
 
 
@@ -737,12 +746,12 @@ def _is_fatal(exc: BaseException) -> bool:
 
 
 def _iter_scored(
-    items: Iterable[Any], settings: ScoreSettings, *, workers: int, keep_pair: bool
+    items: Iterable[Any], settings: ScoreSettings, *, workers: int, keep_pair: bool, maps: "_MapWriter | None" = None
 ) -> Iterator[tuple[PairScore, Pair | None]]:
     indexed = ((i, item) for i, item in enumerate(items))
 
     def fn(entry: tuple[int, Any]) -> tuple[PairScore, Pair | None]:
-        return _score_item(entry[1], entry[0], settings, keep_pair)
+        return _score_item(entry[1], entry[0], settings, keep_pair, maps)
 
     return _ordered_map(fn, indexed, workers)
 
@@ -1056,6 +1065,8 @@ def score_to_file(
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if maps_dir is not None and not {"ssim", "lpips"} & set(settings.metrics):
+        raise ValueError("maps are drawn for ssim and lpips: request one of them")
     ctx = ctx or DistContext()
     columns = _columns(settings.metrics)
     metadata = {
@@ -1181,59 +1192,71 @@ def _sort_key(row: dict[str, Any]) -> tuple[str, str]:
 def _score_jobs(
     jobs: Sequence[PairJob], settings: ScoreSettings, *, workers: int, batch_size: int, maps: "_MapWriter | None"
 ) -> Iterator[PairScore]:
-    """Scores in job order: classic metrics in worker threads, LPIPS in batches here."""
-    need_pair = "lpips" in settings.metrics or maps is not None
-    buffer: list[tuple[PairScore, Pair | None]] = []
-    for score, pair in _iter_scored(jobs, settings, workers=workers, keep_pair=need_pair):
-        if "lpips" not in settings.metrics:
-            if maps is not None and pair is not None:
-                maps.write(score, pair, None)
+    """Scores in job order: classic metrics (and SSIM maps) in worker threads, LPIPS here in
+    batches of same-size pairs."""
+    if "lpips" not in settings.metrics:
+        for score, _pair in _iter_scored(jobs, settings, workers=workers, keep_pair=False, maps=maps):
             yield score
-            continue
-        buffer.append((score, pair))
+        return
+    buffer: list[tuple[PairScore, Pair | None]] = []
+    for item in _iter_scored(jobs, settings, workers=workers, keep_pair=True, maps=maps):
+        buffer.append(item)
         if len(buffer) >= batch_size:
-            yield from _flush_lpips(buffer, settings, maps)
+            yield from _flush_lpips(buffer, settings, batch_size, maps)
             buffer = []
     if buffer:
-        yield from _flush_lpips(buffer, settings, maps)
+        yield from _flush_lpips(buffer, settings, batch_size, maps)
 
 
 def _flush_lpips(
-    buffer: list[tuple[PairScore, Pair | None]], settings: ScoreSettings, maps: "_MapWriter | None"
+    buffer: list[tuple[PairScore, Pair | None]], settings: ScoreSettings, batch_size: int, maps: "_MapWriter | None"
 ) -> Iterator[PairScore]:
-    """Compute LPIPS for a buffer of prepared pairs, one network call per same-size group."""
+    """Compute LPIPS for a buffer of prepared pairs, one network call per same-size group.
+
+    A group that fails is retried pair by pair, so that the error lands on the right row.
+    """
+    want_map = maps is not None
     groups: dict[tuple, list[int]] = {}
     for i, (_score, pair) in enumerate(buffer):
         if pair is not None:
             key = (pair.reference.shape, pair.data_range, pair.backend)
             groups.setdefault(key, []).append(i)
-    results: dict[int, tuple[float | None, str]] = {}
+    results: dict[int, tuple[float | None, Any, str]] = {}
+
+    def run(pair: Pair) -> tuple[list[float], Any]:
+        out = _lpips(pair, settings, batch_size=batch_size, want_map=want_map)
+        return (_floats(out[0]), out[1]) if want_map else (_floats(out), None)
+
     for idx in groups.values():
-        pairs = [buffer[i][1] for i in idx]
-        try:
-            values = _floats(_lpips(_stack_pairs(pairs), settings)) if len(pairs) > 1 else None
-        except Exception as exc:
-            if _is_fatal(exc):
-                raise
-            values = None  # fall back to one pair at a time to find the culprit
-        for k, i in enumerate(idx):
-            if values is not None:
-                results[i] = (values[k], "")
-                continue
+        batch = None
+        if len(idx) > 1:
             try:
-                results[i] = (_floats(_lpips(buffer[i][1], settings))[0], "")
+                batch = run(_stack_pairs([buffer[i][1] for i in idx]))
             except Exception as exc:
                 if _is_fatal(exc):
                     raise
-                results[i] = (None, f"lpips: {_one_line(exc)}")
-    for i, (score, pair) in enumerate(buffer):
+        for k, i in enumerate(idx):
+            if batch is not None:
+                results[i] = (batch[0][k], None if batch[1] is None else batch[1][k], "")
+                continue
+            try:
+                values, m = run(buffer[i][1])
+                results[i] = (values[0], None if m is None else m[0], "")
+            except Exception as exc:
+                if _is_fatal(exc):
+                    raise
+                results[i] = (None, None, f"lpips: {_one_line(exc)}")
+    for i, (score, _pair) in enumerate(buffer):
         if i in results:
-            value, err = results[i]
+            value, lpips_map, err = results[i]
             score.values["lpips"] = value
+            if maps is not None and lpips_map is not None:
+                try:
+                    maps.write_lpips(score.distorted, lpips_map)
+                except Exception as exc:
+                    err = f"lpips map: {_one_line(exc)}"
             if err:
                 score.error = f"{score.error}; {err}" if score.error else err
-        if maps is not None and pair is not None:
-            maps.write(score, pair, None)
         yield score
 
 
@@ -1248,12 +1271,50 @@ def _stack_pairs(pairs: list[Pair]) -> Pair:
 
 
 class _MapWriter:
-    """Writes per-pair heat-maps under a folder (see :mod:`iqa.maps`)."""
+    """Writes per-pair heat-maps as ``<folder>/<metric>/<distorted path>.png``.
+
+    The distorted file's relative path is kept (its extension replaced by ``.png`` when it
+    is ``.png`` already, appended otherwise, so ``a.png`` and ``a.jpg`` never collide);
+    absolute paths and ``..`` lose their leading parts so that every map stays inside
+    ``folder``. The pictures are drawn as ``iqa ssim --map`` and ``iqa lpips --map`` draw them.
+    """
 
     def __init__(self, folder: str | os.PathLike, settings: ScoreSettings) -> None:
         self.folder = Path(folder)
         self.settings = settings
-        self._lock = threading.Lock()
 
-    def write(self, score: PairScore, pair: Pair, _unused: Any) -> None:
-        raise NotImplementedError
+    def path(self, metric: str, distorted: str) -> Path:
+        from pathlib import PurePosixPath
+
+        parts = [p for p in PurePosixPath(distorted.replace("\\", "/")).parts if p not in ("/", "..", ".")]
+        name = parts[-1] if parts else "image"
+        if not name.lower().endswith(".png"):
+            name += ".png"
+        out = self.folder.joinpath(metric, *parts[:-1], name)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return out
+
+    def write_ssim(self, distorted: str, pair: Pair) -> None:
+        from iqa.maps import render_heatmap
+        from iqa.metrics.ssim import compute_ssim
+
+        _value, ssim_map = compute_ssim(
+            pair, color=self.settings.color, crop_border=self.settings.crop_border, full=True
+        )
+        plane = np.asarray(ssim_map[0]).mean(axis=-1)  # valid region, channels averaged
+        h, w = plane.shape
+        render_heatmap(
+            plane, self.path("ssim", distorted), vmin=min(0.0, float(plane.min())), vmax=1.0, reverse=True,
+            title=f"SSIM map, valid region {w}x{h}: bright = different",
+        )
+
+    def write_lpips(self, distorted: str, lpips_map: Any) -> None:
+        from iqa.maps import render_heatmap
+
+        m = np.asarray(lpips_map, dtype=np.float64)
+        h, w = m.shape
+        render_heatmap(
+            m, self.path("lpips", distorted), vmin=0.0,
+            title=f"LPIPS distance ({self.settings.lpips_net}, v{self.settings.lpips_version}), {w}x{h}: "
+            "bright = different",
+        )

@@ -1,0 +1,149 @@
+"""``iqa score`` against a plain Pillow + scikit-image loop, and its memory in the number of pairs.
+
+Generates PAIRS pairs of 512×512 RGB PNGs (smooth random scenes with texture; the distorted
+image is blurred and noisy) into a temporary folder, then times, in one run so that both
+sides see the same machine load:
+
+* baseline: a straightforward loop: Pillow decoding, ``skimage.metrics.peak_signal_noise_ratio``
+  and ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+  channel_axis=-1, data_range=255)`` (Wang's settings), one pair after the other;
+* iqa: the real command ``iqa score REF DIST -m psnr -m ssim -o scores.csv`` in a subprocess,
+  so the time includes starting Python, importing, pairing the folders and writing the CSV.
+
+It prints both times, the ratio (baseline / iqa), the largest difference between the two
+sides' numbers, and the peak resident memory of ``iqa score`` for a growing number of pairs
+(each measured in a fresh process): it should stay flat.
+
+Usage: ``python benchmarks/bench_score.py [--pairs 500] [--workers N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_pairs(root: Path, n: int, size: int = 512, seed: int = 0) -> tuple[Path, Path]:
+    import cv2
+    from PIL import Image
+
+    ref_dir, dist_dir = root / "reference", root / "distorted"
+    ref_dir.mkdir(parents=True)
+    dist_dir.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        low = rng.uniform(0, 255, (size // 32, size // 32, 3)).astype(np.float32)
+        scene = cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
+        texture = rng.normal(0, 18, (size, size, 3)).astype(np.float32)
+        ref = np.clip(scene + cv2.GaussianBlur(texture, (0, 0), 1.0), 0, 255)
+        dist = cv2.GaussianBlur(ref, (0, 0), 1.2) + rng.normal(0, 6, ref.shape).astype(np.float32)
+        name = f"{i:04d}.png"
+        Image.fromarray(np.rint(ref).astype(np.uint8)).save(ref_dir / name, compress_level=1)
+        Image.fromarray(np.clip(np.rint(dist), 0, 255).astype(np.uint8)).save(dist_dir / name, compress_level=1)
+    return ref_dir, dist_dir
+
+
+def baseline(ref_dir: Path, dist_dir: Path) -> tuple[float, dict[str, tuple[float, float]]]:
+    from PIL import Image
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    out = {}
+    t0 = time.perf_counter()
+    for ref_path in sorted(ref_dir.iterdir()):
+        a = np.asarray(Image.open(ref_path))
+        b = np.asarray(Image.open(dist_dir / ref_path.name))
+        p = peak_signal_noise_ratio(a, b, data_range=255)
+        s = structural_similarity(
+            a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1, data_range=255
+        )
+        out[ref_path.name] = (float(p), float(s))
+    return time.perf_counter() - t0, out
+
+
+def iqa_exe() -> str:
+    return shutil.which("iqa") or str(Path(sys.executable).with_name("iqa"))
+
+
+def run_iqa(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None) -> float:
+    cmd = [iqa_exe(), "score", str(ref_dir), str(dist_dir), "-m", "psnr", "-m", "ssim", "-o", str(output), "--overwrite"]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"iqa score failed:\n{proc.stderr}")
+    return elapsed
+
+
+def peak_rss_mib(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None) -> float:
+    """Peak RSS of one ``iqa score`` run, measured by a fresh wrapper process."""
+    cmd = [iqa_exe(), "score", str(ref_dir), str(dist_dir), "-m", "psnr", "-m", "ssim", "-o", str(output), "--overwrite"]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    probe = (
+        "import resource, subprocess, sys; "
+        "r = subprocess.run(sys.argv[1:], capture_output=True); "
+        "sys.exit(r.returncode) if r.returncode else "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True)
+    return int(proc.stdout.strip()) / 1024.0  # ru_maxrss is in KiB on Linux
+
+
+def subset(src_ref: Path, src_dist: Path, root: Path, n: int) -> tuple[Path, Path]:
+    ref, dist = root / f"ref{n}", root / f"dist{n}"
+    ref.mkdir()
+    dist.mkdir()
+    for p in sorted(src_ref.iterdir())[:n]:
+        os.symlink(p, ref / p.name)
+        os.symlink(src_dist / p.name, dist / p.name)
+    return ref, dist
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=None, help="iqa score --workers (default: its own)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        ref_dir, dist_dir = make_pairs(root / "data", args.pairs)
+        print(f"generated {args.pairs} pairs of 512x512 RGB PNG in {time.perf_counter() - t0:.1f} s")
+        print(f"cores: {os.cpu_count()}")
+
+        output = root / "scores.csv"
+        t_iqa = run_iqa(ref_dir, dist_dir, output, args.workers)
+        t_base, base = baseline(ref_dir, dist_dir)
+
+        with open(output, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert len(rows) == args.pairs and not any(r["error"] for r in rows)
+        d_psnr = max(abs(float(r["psnr"]) - base[r["reference"]][0]) for r in rows)
+        d_ssim = max(abs(float(r["ssim"]) - base[r["reference"]][1]) for r in rows)
+
+        print(f"baseline (Pillow + skimage loop): {t_base:8.2f} s  ({args.pairs / t_base:6.1f} pairs/s)")
+        print(f"iqa score (subprocess, CLI)     : {t_iqa:8.2f} s  ({args.pairs / t_iqa:6.1f} pairs/s)")
+        print(f"ratio baseline / iqa score      : {t_base / t_iqa:8.2f}x")
+        print(f"largest difference: psnr {d_psnr:.2e} dB, ssim {d_ssim:.2e}")
+
+        print("peak resident memory of iqa score:")
+        for n in sorted({max(1, args.pairs // 10), max(1, args.pairs // 2), args.pairs}):
+            r, d = subset(ref_dir, dist_dir, root, n)
+            mib = peak_rss_mib(r, d, root / f"scores{n}.csv", args.workers)
+            print(f"  {n:5d} pairs: {mib:7.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
