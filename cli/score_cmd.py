@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -233,7 +234,8 @@ def score_cmd(
     )
     if maps_dir is not None and not {"ssim", "lpips"} & set(settings.metrics):
         raise click.UsageError("--maps draws SSIM and LPIPS maps: add -m ssim or -m lpips")
-    cores = os.cpu_count() or 1
+    # Under torchrun the ranks of one machine share its cores.
+    cores = max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     workers = workers or min(cores, 4)
     _limit_threads(threads or max(1, cores // workers), "lpips" in settings.metrics)
 
@@ -257,7 +259,7 @@ def score_cmd(
             + ("" if match_stem or pairs_file else "; if the extensions differ, pass --match-stem")
         )
 
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     show = say and (progress if progress is not None else err.isatty())
     bar = _Progress(len(jobs), err, bool(show))
     try:
@@ -273,7 +275,7 @@ def score_cmd(
             maps_dir=maps_dir,
             roots=(reference, distorted),
             on_row=bar.update,
-            stream=click.get_text_stream("stdout"),
+            stream=sys.stdout,
             ctx=ctx,
         )
     finally:

@@ -881,9 +881,9 @@ def _read_rows(path: Path, fmt: str, columns: list[str]) -> list[dict[str, Any]]
             raw_rows = doc.get("rows", []) if isinstance(doc, dict) else []
         except json.JSONDecodeError:
             raw_rows = []
-            lines = text.split("\n")
-            body = lines[1:] if text.endswith("\n") else lines[1:-1]
-            for line in body:
+            # Unfinished: the first line holds the metadata, then one row per line (the
+            # last one without its newline yet); a row cut by a crash does not parse.
+            for line in text.split("\n")[1:]:
                 line = line.strip().rstrip(",")
                 if line.startswith("{"):
                     try:
