@@ -34,6 +34,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -215,7 +216,8 @@ def file_sha256(path: str | os.PathLike) -> str:
     """The SHA-256 hex digest of a file.
 
     Digests are remembered for the life of the process, keyed by the file's real path, size
-    and modification time, so a file is hashed once however often it is loaded.
+    and modification time, so a file is hashed once however often it is loaded (files
+    modified in the last two seconds are hashed every time).
 
     Raises:
         WeightsError: the file cannot be read.
@@ -237,8 +239,11 @@ def file_sha256(path: str | os.PathLike) -> str:
     except OSError as exc:
         raise WeightsError(f"{path}: cannot read ({exc.strerror})") from None
     digest = h.hexdigest()
-    with _memo_lock:
-        _digest_memo[key] = digest
+    # As git does with its index: a file modified within the last seconds could change again
+    # without a visible change of mtime (coarse timestamps), so its digest is not remembered.
+    if time.time_ns() - st.st_mtime_ns > 2_000_000_000:
+        with _memo_lock:
+            _digest_memo[key] = digest
     return digest
 
 

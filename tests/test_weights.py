@@ -1,0 +1,380 @@
+"""The weights registry: digests, cache locations, downloads, offline mode, refusal of bad files.
+
+Downloads are tested against an HTTP server on 127.0.0.1 that serves generated files,
+including one that cuts the transfer off mid-stream; the registry entries under test point
+at it (the real URLs cannot be reached from the test machine, and tests must not use the
+network anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import importlib
+import re
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from iqa import weights
+from iqa.cli.app import main
+from iqa.errors import WeightsError
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("IQA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.delenv("IQA_OFFLINE", raising=False)
+
+
+# --------------------------------------------------------------------------------------
+# A local HTTP server
+# --------------------------------------------------------------------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    routes: dict[str, tuple[bytes, str]] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        body, mode = self.routes.get(self.path, (b"", "404"))
+        if mode == "404":
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if mode == "cut":
+            # Half the promised bytes, then the connection drops.
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:  # keep the test output clean
+        pass
+
+
+@pytest.fixture
+def server():
+    routes: dict[str, tuple[bytes, str]] = {}
+    handler = type("Handler", (_Handler,), {"routes": routes})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", routes
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def payload(tmp_path: Path) -> bytes:
+    """A real state dict file, so that a downloaded file can also be loaded."""
+    path = tmp_path / "payload.pth"
+    torch.save({"features.0.weight": torch.arange(4096, dtype=torch.float32)}, path)
+    return path.read_bytes()
+
+
+def register(monkeypatch, url: str, data: bytes, *, prefix: bool = False, name: str = "testnet") -> weights.WeightsFile:
+    digest = hashlib.sha256(data).hexdigest()
+    entry = weights.WeightsFile(
+        name=name, filename=f"{name}-{digest[:8]}.pth", url=url,
+        sha256=digest[:8] if prefix else digest, size_mib=len(data) / 2**20, description="test file",
+    )
+    monkeypatch.setitem(weights.REGISTRY, name, entry)
+    return entry
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# --------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------
+
+
+def test_registry_entries():
+    reg = weights.REGISTRY
+    assert set(reg) >= {"alexnet", "vgg16", "squeezenet1_1", "inception-fid"}
+    alex = reg["alexnet"]
+    assert alex.filename == "alexnet-owt-7be5be79.pth"
+    assert alex.sha256 == "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02"
+    assert not alex.hash_is_prefix
+    assert reg["vgg16"].url == "https://download.pytorch.org/models/vgg16-397923af.pth"
+    assert reg["squeezenet1_1"].url == "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"
+    assert reg["inception-fid"].url == (
+        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+    )
+    for entry in reg.values():
+        assert entry.url.startswith("https://") and entry.url.endswith("/" + entry.filename)
+        # The digest (or prefix) agrees with the one in the file name, which torch.hub checks.
+        in_name = re.search(r"-([a-f0-9]+)\.", entry.filename).group(1)
+        assert entry.sha256.startswith(in_name)
+        assert entry.hash_is_prefix == (len(entry.sha256) < 64)
+    assert reg["vgg16"].hash_is_prefix and reg["inception-fid"].sha256 == "6726825d"
+
+
+def test_torchvision_agrees_with_the_registry():
+    """The URLs are the ones torchvision itself would download."""
+    from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights
+
+    assert AlexNet_Weights.IMAGENET1K_V1.url == weights.REGISTRY["alexnet"].url
+    assert VGG16_Weights.IMAGENET1K_V1.url == weights.REGISTRY["vgg16"].url
+    assert SqueezeNet1_1_Weights.IMAGENET1K_V1.url == weights.REGISTRY["squeezenet1_1"].url
+
+
+def test_prefix_matching_follows_torch_hub():
+    entry = weights.WeightsFile("x", "x-abcd1234.pth", "https://e/x-abcd1234.pth", "abcd1234", None, "")
+    assert entry.matches("abcd1234" + "0" * 56)
+    assert not entry.matches("abcd1235" + "0" * 56)
+    full = weights.WeightsFile("y", "y.pth", "https://e/y.pth", "ab" * 32, None, "")
+    assert full.matches("ab" * 32) and not full.matches("ab" * 31 + "ac")
+
+
+def test_file_sha256(tmp_path):
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"iqa" * 1000)
+    assert weights.file_sha256(p) == hashlib.sha256(b"iqa" * 1000).hexdigest()
+    time.sleep(0.01)
+    p.write_bytes(b"changed")  # a new mtime and size: hashed again, not taken from memory
+    assert weights.file_sha256(p) == hashlib.sha256(b"changed").hexdigest()
+
+
+# --------------------------------------------------------------------------------------
+# Cache locations
+# --------------------------------------------------------------------------------------
+
+
+def test_cache_dir_rules(tmp_path, monkeypatch):
+    assert weights.cache_dir() == tmp_path / "cache"
+    assert weights.weights_dir() == tmp_path / "cache" / "weights"
+    assert weights.target_path("alexnet") == tmp_path / "cache" / "weights" / "alexnet-owt-7be5be79.pth"
+    monkeypatch.delenv("IQA_CACHE_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert weights.cache_dir() == tmp_path / "xdg" / "iqa"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # invalid by the XDG specification
+    assert weights.cache_dir() == tmp_path / "home" / ".cache" / "iqa"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert weights.cache_dir() == tmp_path / "home" / ".cache" / "iqa"
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert weights.cache_dir() == tmp_path / "home" / "Library" / "Caches" / "iqa"
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
+    assert weights.cache_dir() == tmp_path / "local" / "iqa" / "Cache"
+
+
+def test_torch_hub_file_is_reused(tmp_path, monkeypatch):
+    data = payload(tmp_path)
+    entry = register(monkeypatch, "http://127.0.0.1:9/unused", data)
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / entry.filename
+    assert weights.hub_path("testnet") == hub
+    hub.parent.mkdir(parents=True)
+    hub.write_bytes(data)
+    monkeypatch.setenv("IQA_OFFLINE", "1")
+    assert weights.get_path("testnet") == hub
+    assert weights.status("testnet", verify=True).source == "torch-hub"
+    hub.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # a different file of the same name is not used
+    with pytest.raises(WeightsError, match="IQA_OFFLINE=1"):
+        weights.get_path("testnet")
+
+
+def test_user_path_is_used_as_is(tmp_path):
+    p = tmp_path / "mine.pth"
+    p.write_bytes(b"anything")
+    assert weights.get_path("alexnet", path=p) == p  # not hashed: may be fine-tuned
+    with pytest.raises(WeightsError, match="no such file"):
+        weights.get_path("alexnet", path=tmp_path / "missing.pth")
+    with pytest.raises(WeightsError, match="unknown weights 'nope'"):
+        weights.get_path("nope")
+
+
+# --------------------------------------------------------------------------------------
+# Downloads
+# --------------------------------------------------------------------------------------
+
+
+def test_download_verifies_and_renames(server, tmp_path, monkeypatch):
+    base, routes = server
+    data = payload(tmp_path)
+    routes["/ok.pth"] = (data, "ok")
+    register(monkeypatch, base + "/ok.pth", data, prefix=True)
+    seen = []
+    path = weights.download("testnet", progress=lambda done, total: seen.append((done, total)))
+    assert path == weights.target_path("testnet") and path.read_bytes() == data
+    assert seen[-1] == (len(data), len(data))
+    assert leftovers(path.parent) == [path.name]  # no temporary file left
+    state = weights.load_state_dict("testnet")
+    assert torch.equal(state["features.0.weight"], torch.arange(4096, dtype=torch.float32))
+    # get_path downloads on demand too, into the same place.
+    path.unlink()
+    assert weights.get_path("testnet") == path and path.read_bytes() == data
+
+
+def test_download_cut_off_mid_stream_leaves_nothing(server, tmp_path, monkeypatch):
+    base, routes = server
+    data = payload(tmp_path)
+    routes["/cut.pth"] = (data, "cut")
+    register(monkeypatch, base + "/cut.pth", data)
+    target = weights.target_path("testnet")
+    with pytest.raises(WeightsError) as err:
+        weights.get_path("testnet")
+    msg = str(err.value)
+    assert "\n" not in msg and base + "/cut.pth" in msg and str(target) in msg
+    assert "stopped after" in msg or "IncompleteRead" in msg  # the transfer, not the digest, failed
+    assert not target.exists()
+    assert leftovers(target.parent) == []  # neither the target nor a temporary file
+
+
+def test_download_with_wrong_digest_is_discarded(server, tmp_path, monkeypatch):
+    base, routes = server
+    data = payload(tmp_path)
+    routes["/evil.pth"] = (data + b"tampered", "ok")
+    register(monkeypatch, base + "/evil.pth", data)
+    with pytest.raises(WeightsError, match="discarded"):
+        weights.download("testnet")
+    assert leftovers(weights.weights_dir()) == []
+
+
+def test_connection_failure_is_quick_and_names_the_path(tmp_path, monkeypatch):
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    register(monkeypatch, f"http://127.0.0.1:{port}/x.pth", b"x")
+    start = time.monotonic()
+    with pytest.raises(WeightsError) as err:
+        weights.get_path("testnet")
+    assert time.monotonic() - start < weights.CONNECT_TIMEOUT
+    msg = str(err.value)
+    assert "cannot download" in msg and str(weights.target_path("testnet")) in msg and "\n" not in msg
+    assert leftovers(weights.weights_dir()) == []
+
+
+def test_offline_never_connects(tmp_path, monkeypatch):
+    import urllib.request
+
+    monkeypatch.setenv("IQA_OFFLINE", "1")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("network used"))
+    with pytest.raises(WeightsError) as err:
+        weights.get_path("alexnet")
+    msg = str(err.value)
+    assert msg == (
+        "alexnet: weights file not found and downloads are off (IQA_OFFLINE=1): download "
+        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth and save it as "
+        f"{tmp_path / 'cache' / 'weights' / 'alexnet-owt-7be5be79.pth'}, or pass a "
+        "torchvision-format state dict with backbone_weights=PATH (CLI: --backbone-weights PATH)"
+    )
+    with pytest.raises(WeightsError, match="IQA_OFFLINE=1"):
+        weights.download("inception-fid")
+    monkeypatch.delenv("IQA_OFFLINE")
+    with pytest.raises(WeightsError, match="not allowed"):
+        weights.get_path("vgg16", download=False)
+
+
+def test_import_does_not_touch_the_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("network used at import time")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    importlib.reload(weights)
+    import iqa.metrics.lpips as lp
+
+    importlib.reload(lp)
+
+
+# --------------------------------------------------------------------------------------
+# Refusing bad files
+# --------------------------------------------------------------------------------------
+
+
+def test_corrupt_cached_file_is_refused_never_loaded(tmp_path, monkeypatch):
+    data = payload(tmp_path)
+    register(monkeypatch, "http://127.0.0.1:9/unused", data)
+    target = weights.target_path("testnet")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(data[:-10] + b"\1" * 10)
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("a corrupt file was loaded"))
+    with pytest.raises(WeightsError) as err:
+        weights.load_state_dict("testnet")
+    msg = str(err.value)
+    assert str(target) in msg and "does not match" in msg and "iqa weights download testnet" in msg
+    assert weights.status("testnet", verify=True).state == "corrupt"
+
+
+def test_prefix_mismatch_is_refused(tmp_path, monkeypatch):
+    data = payload(tmp_path)
+    entry = register(monkeypatch, "http://127.0.0.1:9/unused", data, prefix=True)
+    monkeypatch.setitem(weights.REGISTRY, "testnet", weights.WeightsFile(
+        entry.name, entry.filename, entry.url, "00000000", None, ""))
+    target = weights.target_path("testnet")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(data)
+    with pytest.raises(WeightsError, match="SHA-256 prefix .* does not match 00000000"):
+        weights.get_path("testnet")
+
+
+def test_loading_is_weights_only(tmp_path):
+    from fractions import Fraction  # an arbitrary class: weights_only=True refuses to build it
+
+    p = tmp_path / "pickle.pth"
+    torch.save({"features.0.weight": torch.zeros(1), "extra": Fraction(1, 3)}, p)
+    with pytest.raises(WeightsError, match="cannot be loaded as a PyTorch state dict"):
+        weights.load_state_dict("alexnet", path=p)
+    q = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], q)
+    with pytest.raises(WeightsError, match="expected a state dict"):
+        weights.load_state_dict("alexnet", path=q)
+
+
+# --------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------
+
+
+def test_cli_list_verify_download(server, tmp_path, monkeypatch):
+    base, routes = server
+    data = payload(tmp_path)
+    routes["/ok.pth"] = (data, "ok")
+    register(monkeypatch, base + "/ok.pth", data)
+    runner = CliRunner()
+    res = runner.invoke(main, ["weights", "list"])
+    assert res.exit_code == 0
+    lines = dict(line.split("\t", 1) for line in res.stdout.splitlines())
+    assert lines["alexnet"] == f"missing\t{weights.target_path('alexnet')}"
+    assert set(lines) == set(weights.REGISTRY)
+
+    res = runner.invoke(main, ["weights", "download", "testnet"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout == f"testnet\t{weights.target_path('testnet')}\n"
+    res = runner.invoke(main, ["weights", "verify", "testnet", "alexnet"])
+    assert res.exit_code == 0
+    assert res.stdout.splitlines() == [
+        f"testnet\tok\t{weights.target_path('testnet')}",
+        f"alexnet\tmissing\t{weights.target_path('alexnet')}",
+    ]
+    weights.target_path("testnet").write_bytes(b"broken")
+    res = runner.invoke(main, ["weights", "verify", "testnet"])
+    assert res.exit_code == 1 and "corrupt" in res.stdout
+    # download replaces a file that does not verify.
+    res = runner.invoke(main, ["weights", "download", "testnet"])
+    assert res.exit_code == 0 and weights.target_path("testnet").read_bytes() == data
+
+    monkeypatch.setenv("IQA_OFFLINE", "1")
+    res = runner.invoke(main, ["weights", "download", "alexnet"])
+    assert res.exit_code == 1 and "IQA_OFFLINE=1" in res.stderr
+    res = runner.invoke(main, ["weights", "download", "nope"])
+    assert res.exit_code == 2
