@@ -16,6 +16,7 @@ from iqa import __version__
 from iqa.errors import IQAError
 
 from .classic import ms_ssim_cmd, psnr_cmd, ssim_cmd
+from .fid_cmd import fid_cmd, kid_cmd, stats_cmd
 from .lpips_cmd import lpips_cmd
 from .score_cmd import score_cmd
 from .weights_cmd import weights_cmd
@@ -76,6 +77,9 @@ main.add_command(ms_ssim_cmd)
 main.add_command(lpips_cmd)
 main.add_command(score_cmd)
 main.add_command(weights_cmd)
+main.add_command(fid_cmd)
+main.add_command(kid_cmd)
+main.add_command(stats_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -146,7 +146,9 @@ def preprocess(pixels: Any, mode: str, data_range: float = 255.0) -> Any:
     if single:
         if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
             raise ShapeError(f"expected a uint8 H×W×3 image, got {pixels.dtype} {pixels.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None]
+        if not pixels.flags.writeable or not pixels.flags.c_contiguous:  # decoded images are read-only
+            pixels = np.array(pixels)
+        x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
     else:
         x = pixels
         if x.ndim != 4 or x.shape[1] != 3:

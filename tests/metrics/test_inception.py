@@ -1,0 +1,193 @@
+"""The FID Inception network against pytorch-fid's ``InceptionV3(use_fid_inception=True)``.
+
+Both networks load the same generated state dict (pytorch-fid's layout; see _fid_weights.py):
+pytorch-fid's through its own ``fid_inception_v3`` with the download replaced by that dict,
+ours through the weights registry's path override. Tolerance: |Δ| ≤ 1e-5·max(1, max|f|), the
+float32 round-off of ~95 layers (the unfolded network is in fact bit-identical on the CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytorch_fid_inception = pytest.importorskip("pytorch_fid.inception")
+
+from iqa.errors import WeightsError  # noqa: E402
+from iqa.metrics import inception as inc  # noqa: E402
+
+
+def _helper():
+    spec = importlib.util.spec_from_file_location("_fid_weights", Path(__file__).with_name("_fid_weights.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+fw = _helper()
+BLOCK = {64: 0, 192: 1, 768: 2, 2048: 3}
+
+
+def tol(ref: np.ndarray) -> float:
+    return 1e-5 * max(1.0, float(np.abs(ref).max()))
+
+
+@pytest.fixture(scope="module")
+def weights_path(tmp_path_factory) -> Path:
+    return fw.weights_file(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def state_dict(weights_path):
+    return torch.load(weights_path, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    """8 images at 299×299 in [-1, 1]: smooth, noisy and striped content."""
+    imgs = np.concatenate([
+        fw.synthetic_images(3, 299, 11, "smooth"),
+        fw.synthetic_images(3, 299, 12, "noisy"),
+        fw.synthetic_images(2, 299, 13, "stripes"),
+    ])
+    return torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+@pytest.fixture(scope="module")
+def reference(state_dict, images) -> dict[int, np.ndarray]:
+    """pytorch-fid's features of every block, built offline from the generated state dict."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pytorch_fid_inception, "load_state_dict_from_url", lambda *a, **k: state_dict)
+        model = pytorch_fid_inception.InceptionV3(
+            [0, 1, 2, 3], resize_input=False, normalize_input=False, use_fid_inception=True
+        ).eval()
+    with torch.no_grad():
+        outs = model(images)
+    # pytorch-fid's get_activations averages non-pool3 blocks over space.
+    return {d: torch.nn.functional.adaptive_avg_pool2d(o, 1).flatten(1).numpy() for d, o in zip(BLOCK, outs)}
+
+
+@pytest.fixture(scope="module")
+def model(weights_path):
+    return inc.load_inception(str(weights_path), fold_bn=False)
+
+
+def _features(net, images, dims) -> np.ndarray:
+    with torch.inference_mode():
+        return net(images.contiguous(memory_format=torch.channels_last), dims=dims).numpy()
+
+
+def test_generated_weights_make_features_vary(reference):
+    f = reference[2048]
+    # Across images, each feature's spread is a sizeable fraction of its mean: a parity test on
+    # these features can fail.
+    assert float(np.mean(f.std(axis=0)) / np.mean(f)) > 0.3
+    assert np.abs(f[:3].mean(0) - f[3:6].mean(0)).max() > 1000 * tol(f)
+
+
+@pytest.mark.parametrize("dims", [64, 192, 768, 2048])
+def test_features_match_pytorch_fid(model, images, reference, dims):
+    net, _ = model
+    ours = _features(net, images, dims)
+    ref = reference[dims]
+    assert ours.shape == ref.shape == (8, dims)
+    assert np.abs(ours - ref).max() <= tol(ref)
+
+
+def test_folded_batch_norm_is_close(weights_path, images, reference):
+    net, _ = inc.load_inception(str(weights_path), fold_bn=True)
+    ours = _features(net, images, 2048)
+    ref = reference[2048]
+    # Folding reorders float32 rounding; over ~95 layers the measured difference is ~1.2e-5 of
+    # max|f| with these weights (as large as float32's own error against float64), so the
+    # fast path is held to 1e-4·max|f| rather than the exact path's 1e-5.
+    assert np.abs(ours - ref).max() <= 10 * tol(ref)
+    assert any(isinstance(m, torch.nn.Identity) for m in net.modules())
+
+
+def test_sha256_is_the_files(model, weights_path):
+    _, sha = model
+    assert sha == hashlib.sha256(weights_path.read_bytes()).hexdigest()
+
+
+def _perturbed_features(weights_path, images, monkeypatch, patch) -> np.ndarray:
+    patch(monkeypatch)
+    net, _ = inc.load_inception(str(weights_path), fold_bn=False)
+    return _features(net, images[:4], 2048)  # four images are enough to see the change
+
+
+def test_counting_padded_zeros_in_the_average_pool_fails(weights_path, images, reference, monkeypatch):
+    import torch.nn.functional as F
+
+    def patch(mp):
+        mp.setattr(inc, "_tf_avg_pool", lambda x: F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=True))
+
+    wrong = _perturbed_features(weights_path, images, monkeypatch, patch)
+    assert np.abs(wrong - reference[2048][:4]).max() > 100 * tol(reference[2048])
+
+
+def test_average_pool_in_the_last_block_fails(weights_path, images, reference, monkeypatch):
+    original = inc.InceptionE.__init__
+
+    def init(self, in_channels, pool):
+        original(self, in_channels, "avg")
+
+    wrong = _perturbed_features(weights_path, images, monkeypatch, lambda mp: mp.setattr(inc.InceptionE, "__init__", init))
+    assert np.abs(wrong - reference[2048][:4]).max() > 100 * tol(reference[2048])
+
+
+def test_torchvision_style_pooling_in_mixed_5_fails(weights_path, images, reference, monkeypatch):
+    """Only the 35×35 blocks with padded zeros counted: still far outside the tolerance."""
+    import torch.nn.functional as F
+
+    forward = inc.InceptionA.forward
+
+    def patched(self, x):
+        with monkeypatch.context() as mp:
+            mp.setattr(inc, "_tf_avg_pool", lambda t: F.avg_pool2d(t, 3, stride=1, padding=1))
+            return forward(self, x)
+
+    wrong = _perturbed_features(weights_path, images, monkeypatch, lambda mp: mp.setattr(inc.InceptionA, "forward", patched))
+    assert np.abs(wrong - reference[2048][:4]).max() > 100 * tol(reference[2048])
+
+
+def test_state_dict_keys_are_pytorch_fids(state_dict):
+    import torchvision
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pytorch_fid_inception, "load_state_dict_from_url", lambda *a, **k: state_dict)
+        theirs = pytorch_fid_inception.fid_inception_v3()
+    assert isinstance(theirs, torchvision.models.Inception3)
+    assert set(theirs.state_dict()) == set(inc.FIDInceptionV3().state_dict()) == set(state_dict)
+
+
+def test_file_without_batch_counters_loads(tmp_path, state_dict, images, reference):
+    trimmed = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "trimmed.pth"
+    torch.save(trimmed, path)
+    net, _ = inc.load_inception(str(path), fold_bn=False)
+    assert np.abs(_features(net, images[:2], 64) - reference[64][:2]).max() <= tol(reference[64])
+
+
+def test_wrong_layout_is_a_weights_error(tmp_path, state_dict):
+    bad = dict(state_dict)
+    bad.pop("Mixed_7c.branch_pool.conv.weight")
+    path = tmp_path / "bad.pth"
+    torch.save(bad, path)
+    with pytest.raises(WeightsError, match="bad.pth: not pytorch-fid's FID Inception layout"):
+        inc.load_inception(str(path))
+
+
+def test_missing_file_is_a_weights_error(tmp_path):
+    with pytest.raises(WeightsError, match="no such file"):
+        inc.load_inception(str(tmp_path / "absent.pth"))
+
+
+def test_unknown_dims_is_refused():
+    with pytest.raises(ValueError, match="dims must be one of"):
+        inc.FIDInceptionV3()(torch.zeros(1, 3, 75, 75), dims=100)
