@@ -413,21 +413,43 @@ def _make_core_class() -> type:
 
         def forward(self, x: torch.Tensor, y: torch.Tensor, data_range: float, want_value: bool, want_map: bool):
             n, (h, w) = x.shape[0], x.shape[2:]
-            # 2·x/L − 1 − shift as one multiply-add on both images at once.
-            z = torch.add(self.offset, torch.cat([x, y]), alpha=2.0 / float(data_range))
-            if z.device.type == "cpu" and z.dtype == torch.float32:
-                z = z.contiguous(memory_format=torch.channels_last)
+            graph = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
+            # The CPU convolutions (oneDNN) are fastest on channels-last float32 data.
+            layout = torch.channels_last if x.device.type == "cpu" and x.dtype == torch.float32 else None
+            alpha = 2.0 / float(data_range)
+            # 2·x/L − 1 − shift: one multiply-add per image, both images in one batch.
+            if graph:
+                z = torch.add(self.offset, torch.cat([x, y]), alpha=alpha)
+                z = z.contiguous(memory_format=layout) if layout is not None else z
+            else:
+                z = torch.empty(
+                    (2 * n, *x.shape[1:]), dtype=x.dtype, device=x.device,
+                    memory_format=layout or torch.contiguous_format,
+                )
+                torch.add(self.offset, x, alpha=alpha, out=z[:n])
+                torch.add(self.offset, y, alpha=alpha, out=z[n:])
             value = None
             spatial_map = None
             tiny = torch.finfo(z.dtype).tiny
             for stage, head in zip(self.stages, self.heads):
                 z = stage(z)
                 f0, f1 = z[:n], z[n:]
-                # lpips.normalize_tensor: f / (sqrt(sum f²) + 1e-10). The clamp only keeps
-                # the gradient of an all-zero feature vector finite (0, not NaN).
-                n0 = f0.square().sum(1, keepdim=True).clamp_min(tiny).sqrt() + _EPS
-                n1 = f1.square().sum(1, keepdim=True).clamp_min(tiny).sqrt() + _EPS
-                d = (f0 / n0 - f1 / n1).square()
+                # lpips.normalize_tensor: f / (sqrt(sum f²) + 1e-10), then the squared
+                # difference of the two normalised features.
+                if graph:
+                    # The clamp only keeps the gradient of an all-zero feature vector finite
+                    # (0, not NaN); it cannot change a value (the 1e-10 dominates).
+                    n0 = f0.square().sum(1, keepdim=True).clamp_min(tiny).sqrt() + _EPS
+                    n1 = f1.square().sum(1, keepdim=True).clamp_min(tiny).sqrt() + _EPS
+                    d = (f0 / n0 - f1 / n1).square()
+                else:
+                    # The same quantities in fewer passes over the features
+                    # (a fused norm, reciprocals of the small norm maps, in-place updates).
+                    r0 = torch.linalg.vector_norm(f0, dim=1, keepdim=True).add_(_EPS).reciprocal_()
+                    r1 = torch.linalg.vector_norm(f1, dim=1, keepdim=True).add_(_EPS).reciprocal_()
+                    # (Not addcmul: its fused multiply-add would make identical images
+                    # differ by a rounding error instead of giving exactly 0.)
+                    d = torch.mul(f0, r0).sub_(torch.mul(f1, r1)).square_()
                 layer = F.conv2d(d, head)  # the linear head: a 1×1 convolution, no bias
                 if want_value:
                     v = layer.mean((2, 3))

@@ -1,0 +1,109 @@
+"""LPIPS-alex forward pass: iqa against the ``lpips`` package and torchmetrics.
+
+A batch of ``--batch`` (16) pairs of ``--size``×``--size`` (256×256) RGB float tensors in
+[0, 1] is scored by:
+
+* lpips: ``lpips.LPIPS(net="alex", pnet_rand=True)`` (0.1.4) under ``torch.no_grad()``, called
+  with ``normalize=True`` (its documented way to take [0, 1] input);
+* torchmetrics: the network behind ``LearnedPerceptualImagePatchSimilarity``
+  (``torchmetrics.functional.image.lpips._NoTrainLpips(net="alex", pnet_rand=True)``) under
+  ``torch.no_grad()``, ``normalize=True``;
+* iqa: ``iqa.metrics.lpips.compute_lpips(prepare_pair(x, y, data_range=1.0), ...)``, which
+  includes iqa's input validation.
+
+All three get the same seeded random AlexNet backbone (pretrained weights cannot be
+downloaded on the benchmark machine; the cost does not depend on the values), iqa through
+its ``backbone_weights`` path override. Rounds alternate between the three so that they see
+the same machine load; the median time of each is printed with the ratios (peer / iqa) and
+the largest relative difference between the values (iqa and lpips must agree to 1e-5).
+
+Usage: ``python benchmarks/bench_lpips.py [--batch 16] [--size 256] [--rounds 5] [--threads N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    args = parser.parse_args()
+
+    import torch
+    import torchvision.models as tvm
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    features = {k: v for k, v in tvm.alexnet(weights=None).state_dict().items() if k.startswith("features.")}
+    tmp = Path(tempfile.mkdtemp())
+    weights_path = tmp / "alexnet-random.pth"
+    torch.save(features, weights_path)
+
+    import lpips
+    from torchmetrics.functional.image.lpips import _NoTrainLpips
+
+    from iqa.io import prepare_pair
+    from iqa.metrics.lpips import compute_lpips
+
+    def trunk_state(module: torch.nn.Module) -> dict:
+        return {k: features["features." + re.match(r"slice\d+\.(.*)", k).group(1)] for k in module.state_dict()}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # both peers call torchvision's deprecated pretrained=
+        ref = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
+        tm = _NoTrainLpips(net="alex", pnet_rand=True).eval()
+    ref.net.load_state_dict(trunk_state(ref.net))
+    tm.net.load_state_dict(trunk_state(tm.net))
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(args.batch, 3, args.size, args.size, generator=gen)
+    y = (x + 0.1 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+
+    def run_lpips():
+        with torch.no_grad():
+            return ref(x, y, normalize=True).view(-1)
+
+    def run_torchmetrics():
+        with torch.no_grad():
+            return tm(x, y, normalize=True).view(-1)
+
+    def run_iqa():
+        return compute_lpips(prepare_pair(x, y, data_range=1.0), net="alex", backbone_weights=weights_path)
+
+    sides = {"lpips 0.1.4": run_lpips, "torchmetrics": run_torchmetrics, "iqa": run_iqa}
+    values = {name: fn() for name, fn in sides.items()}  # warm-up (and the values)
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(args.rounds):
+        for name, fn in sides.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+
+    med = {name: statistics.median(t) for name, t in times.items()}
+    print(
+        f"LPIPS-alex forward, batch {args.batch} x 3x{args.size}x{args.size}, float32 CPU, "
+        f"{torch.get_num_threads()} threads, median of {args.rounds} rounds"
+    )
+    for name, t in med.items():
+        print(f"  {name:<13} {t * 1000:8.1f} ms  ({args.batch / t:6.1f} pairs/s)")
+    for name in ("lpips 0.1.4", "torchmetrics"):
+        print(f"  ratio {name} / iqa: {med[name] / med['iqa']:.2f}x")
+    base = values["lpips 0.1.4"].double()
+    for name in ("torchmetrics", "iqa"):
+        rel = ((values[name].double() - base).abs() / base.abs()).max().item()
+        print(f"  max relative difference {name} vs lpips: {rel:.2e}")
+
+
+if __name__ == "__main__":
+    main()
