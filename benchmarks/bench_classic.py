@@ -1,0 +1,170 @@
+"""PSNR, SSIM and MS-SSIM: iqa against scikit-image, pytorch-msssim, piq and torchmetrics.
+
+On 512×512 RGB images, batch 1 and 16, through the NumPy path (float64 arrays, the
+reported numbers) and the torch path (float32 tensors on the CPU, no gradient). Every
+implementation runs in this one process, one after the other, so that all of them see the
+same machine load; the table prints the best of a few runs, the ratio peer time / iqa time
+(> 1: iqa is faster), and the largest difference between the two sides' values.
+
+Peers are called with the settings that reproduce iqa's numbers where one exists (see
+docs/conventions.md); a "≠" marks a peer whose convention differs by design, so its
+difference is not an error.
+
+* scikit-image: ``structural_similarity(gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=1.0, channel_axis=-1)``, one image at a time
+  (it has no batch API), and ``peak_signal_noise_ratio(data_range=1.0)``.
+* pytorch-msssim: ``ssim``/``ms_ssim(data_range=1.0, size_average=False)``; on the NumPy
+  rows (MS-SSIM has no NumPy peer) it gets float64 tensors and a float64 window.
+* piq: ``ssim(downsample=False)``, ``multi_scale_ssim``, ``psnr``, ``reduction="none"``.
+* torchmetrics: the functional ``structural_similarity_index_measure``,
+  ``multiscale_structural_similarity_index_measure`` and ``peak_signal_noise_ratio``
+  with ``data_range=1.0, reduction="none"`` (≠: its SSIM averages over the reflect-padded
+  full image; its MS-SSIM does not clamp).
+
+Usage: ``python benchmarks/bench_classic.py [--repeats 2] [--batch 16]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+
+def make_images(n: int, size: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth random scenes with texture in [0, 1], and a blurred, noisy copy."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    ref = np.empty((n, size, size, 3))
+    dist = np.empty_like(ref)
+    for i in range(n):
+        coarse = rng.random((size // 16, size // 16, 3))
+        img = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+        img = np.clip(img + 0.05 * rng.standard_normal(img.shape), 0, 1)
+        ref[i] = img
+        blurred = cv2.GaussianBlur(img, (5, 5), 1.0)
+        dist[i] = np.clip(blurred + 0.03 * rng.standard_normal(img.shape), 0, 1)
+    return ref, dist
+
+
+def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Best wall time after a warm-up: at least ``repeats`` runs, more for fast functions
+    (until about a second is spent), since on a shared machine the minimum is the most
+    stable statistic; a slow function (over a second) gets ``repeats`` runs only."""
+    t0 = time.perf_counter()
+    out = fn()
+    first = time.perf_counter() - t0
+    best, spent, runs = first, 0.0, 0
+    while runs < repeats or (first < 1.0 and spent < 1.0 and runs < 50):
+        t0 = time.perf_counter()
+        out = fn()
+        dt = time.perf_counter() - t0
+        best, spent, runs = min(best, dt), spent + dt, runs + 1
+    return best, out
+
+
+def as_array(v: Any) -> np.ndarray:
+    if hasattr(v, "detach"):
+        v = v.detach().double().cpu().numpy()
+    return np.atleast_1d(np.asarray(v, dtype=np.float64))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=2, help="minimum timed runs per entry (best is kept)")
+    parser.add_argument("--batch", type=int, default=16, help="the large batch size")
+    parser.add_argument("--size", type=int, default=512)
+    args = parser.parse_args()
+
+    import cv2
+    import piq
+    import pytorch_msssim
+    import torch
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+    from torchmetrics.functional.image import (
+        multiscale_structural_similarity_index_measure as tm_ms_ssim,
+        peak_signal_noise_ratio as tm_psnr,
+        structural_similarity_index_measure as tm_ssim,
+    )
+
+    import iqa
+    from iqa.metrics.ssim import gaussian_window
+
+    warnings.simplefilter("ignore")  # peers' deprecation notices would interleave with the table
+    ref_all, dist_all = make_images(args.batch, args.size)
+    win64 = torch.from_numpy(gaussian_window(11, 1.5)).view(1, 1, 1, -1).repeat(3, 1, 1, 1)
+
+    def sk_ssim(a, b):
+        return [
+            structural_similarity(
+                a[i], b[i], data_range=1.0, gaussian_weights=True, sigma=1.5,
+                use_sample_covariance=False, channel_axis=-1,
+            )
+            for i in range(a.shape[0])
+        ]
+
+    def sk_psnr(a, b):
+        return [peak_signal_noise_ratio(a[i], b[i], data_range=1.0) for i in range(a.shape[0])]
+
+    print(
+        f"iqa {iqa.__version__} | torch {torch.__version__} ({torch.get_num_threads()} threads) | "
+        f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads) | CPUs {os.cpu_count()} | "
+        f"{args.size}×{args.size} RGB"
+    )
+    header = f"{'metric':8} {'path':14} {'N':>3}  {'peer':34} {'iqa ms':>9} {'peer ms':>9} {'ratio':>7}  {'max |Δ|':>9}"
+    print(header)
+    print("-" * len(header))
+
+    for batch in (1, args.batch):
+        a64, b64 = ref_all[:batch], dist_all[:batch]
+        t64a = torch.from_numpy(np.ascontiguousarray(a64.transpose(0, 3, 1, 2)))
+        t64b = torch.from_numpy(np.ascontiguousarray(b64.transpose(0, 3, 1, 2)))
+        t32a, t32b = t64a.float(), t64b.float()
+
+        rows: list[tuple[str, str, Callable[[], Any], list[tuple[str, Callable[[], Any], bool]]]] = [
+            ("psnr", "numpy float64", lambda: iqa.psnr(a64, b64, data_range=1.0), [
+                ("scikit-image", lambda: sk_psnr(a64, b64), True),
+            ]),
+            ("psnr", "torch float32", lambda: iqa.psnr(t32a, t32b, data_range=1.0), [
+                ("piq", lambda: piq.psnr(t32a, t32b, data_range=1.0, reduction="none"), True),
+                ("torchmetrics", lambda: tm_psnr(t32a, t32b, data_range=1.0, reduction="none", dim=(1, 2, 3)), True),
+            ]),
+            ("ssim", "numpy float64", lambda: iqa.ssim(a64, b64, data_range=1.0), [
+                ("scikit-image structural_similarity", lambda: sk_ssim(a64, b64), True),
+            ]),
+            ("ssim", "torch float32", lambda: iqa.ssim(t32a, t32b, data_range=1.0), [
+                ("pytorch-msssim", lambda: pytorch_msssim.ssim(t32a, t32b, data_range=1.0, size_average=False), True),
+                ("piq (downsample=False)", lambda: piq.ssim(t32a, t32b, data_range=1.0, downsample=False, reduction="none"), True),
+                ("torchmetrics ≠", lambda: tm_ssim(t32a, t32b, data_range=1.0, reduction="none"), False),
+            ]),
+            ("ms-ssim", "numpy float64", lambda: iqa.ms_ssim(a64, b64, data_range=1.0), [
+                ("pytorch-msssim (float64 tensors)", lambda: pytorch_msssim.ms_ssim(
+                    t64a, t64b, data_range=1.0, size_average=False, win=win64), True),
+            ]),
+            ("ms-ssim", "torch float32", lambda: iqa.ms_ssim(t32a, t32b, data_range=1.0), [
+                ("pytorch-msssim", lambda: pytorch_msssim.ms_ssim(t32a, t32b, data_range=1.0, size_average=False), True),
+                ("piq", lambda: piq.multi_scale_ssim(t32a, t32b, data_range=1.0, reduction="none"), True),
+                ("torchmetrics ≠", lambda: tm_ms_ssim(t32a, t32b, data_range=1.0, reduction="none"), False),
+            ]),
+        ]
+        for metric, path, ours, peers in rows:
+            with torch.no_grad():
+                t_ours, v_ours = best_time(ours, args.repeats)
+                for name, fn, _comparable in peers:
+                    t_peer, v_peer = best_time(fn, args.repeats)
+                    diff = np.max(np.abs(as_array(v_ours) - as_array(v_peer)))
+                    print(
+                        f"{metric:8} {path:14} {batch:>3}  {name:34} {t_ours * 1e3:9.1f} "
+                        f"{t_peer * 1e3:9.1f} {t_peer / t_ours:6.2f}×  {diff:9.1e}",
+                        flush=True,
+                    )
+    print("ratio = peer time / iqa time (higher is better for iqa); ≠ = different convention by design")
+
+
+if __name__ == "__main__":
+    main()
