@@ -36,6 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
 from iqa import weights as _weights
 from iqa.errors import ShapeError, WeightsError
@@ -212,87 +215,71 @@ def lpips_provenance(
 # --------------------------------------------------------------------------------------
 
 
-def __getattr__(name: str) -> Any:
-    if name == "LPIPS":
-        cls = _make_lpips_class()
-        globals()["LPIPS"] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+class LPIPS(nn.Module):
+    """LPIPS as a ``torch.nn.Module``, built once, usable as a training loss.
 
+    The network is in eval mode (and stays there), its parameters are frozen, and the
+    output is differentiable with respect to both inputs.
 
-def _make_lpips_class() -> type:
-    import torch
-    import torch.nn as nn
+    Args:
+        net: ``"alex"``, ``"vgg"`` or ``"squeeze"``.
+        version: ``"0.1"`` or ``"0.0"``.
+        data_range: the peak value of float inputs (e.g. 1.0 for images in [0, 1]);
+            integer tensors imply it. Inputs are mapped to [-1, 1] internally.
+        bit_depth: for 10- or 12-bit data stored as uint16.
+        alpha: the alpha policy (see :func:`iqa.io.prepare_pair`).
+        backbone_weights: a torchvision-format state dict to use instead of the registry.
+        spatial: return ``N×1×H×W`` maps instead of one value per image.
 
-    class LPIPS(nn.Module):
-        """LPIPS as a ``torch.nn.Module``, built once, usable as a training loss.
+    Inputs are ``C×H×W`` or ``N×C×H×W`` tensors (gray is replicated to RGB) and are
+    computed in the module's dtype (float32; call ``.double()`` for float64).
 
-        The network is in eval mode (and stays there), its parameters are frozen, and the
-        output is differentiable with respect to both inputs.
+    Example:
+        >>> loss_fn = LPIPS(net="alex", data_range=1.0)  # doctest: +SKIP
+        >>> loss = loss_fn(output, target).mean()  # doctest: +SKIP
+        >>> loss.backward()  # doctest: +SKIP
 
-        Args:
-            net: ``"alex"``, ``"vgg"`` or ``"squeeze"``.
-            version: ``"0.1"`` or ``"0.0"``.
-            data_range: the peak value of float inputs (e.g. 1.0 for images in [0, 1]);
-                integer tensors imply it. Inputs are mapped to [-1, 1] internally.
-            bit_depth: for 10- or 12-bit data stored as uint16.
-            alpha: the alpha policy (see :func:`iqa.io.prepare_pair`).
-            backbone_weights: a torchvision-format state dict to use instead of the registry.
-            spatial: return ``N×1×H×W`` maps instead of one value per image.
+    References and Matches: see :func:`iqa.lpips`.
+    """
 
-        Inputs are ``C×H×W`` or ``N×C×H×W`` tensors (gray is replicated to RGB) and are
-        computed in the module's dtype (float32; call ``.double()`` for float64).
+    def __init__(
+        self,
+        net: str = "alex",
+        version: str = "0.1",
+        *,
+        data_range: float | None = None,
+        bit_depth: int | None = None,
+        alpha: str = "error",
+        backbone_weights: str | os.PathLike | None = None,
+        spatial: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_options(net, version)
+        self.net_name, self.version = net, version
+        self.data_range, self.bit_depth, self.alpha = data_range, bit_depth, alpha
+        self.spatial = spatial
+        self.core = _build_core(net, version, _weights.get_path(NETS[net]["weights"], path=backbone_weights))
+        self.eval()
 
-        Example:
-            >>> loss_fn = LPIPS(net="alex", data_range=1.0)  # doctest: +SKIP
-            >>> loss = loss_fn(output, target).mean()  # doctest: +SKIP
-            >>> loss.backward()  # doctest: +SKIP
+    def train(self, mode: bool = True) -> "LPIPS":
+        # The metric is defined in eval mode; a training loop calling .train() on a
+        # parent module must not change it.
+        return super().train(False)
 
-        References and Matches: see :func:`iqa.lpips`.
-        """
+    def forward(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
+        pair = prepare_pair(
+            reference, distorted, data_range=self.data_range, bit_depth=self.bit_depth, alpha=self.alpha
+        )
+        if pair.backend != "torch":
+            raise TypeError("LPIPS modules take torch tensors; use iqa.lpips() for paths and arrays")
+        x, y = _rgb_tensors(pair, self.net_name)
+        dtype = self.core.offset.dtype
+        values, maps = self.core(x.to(dtype), y.to(dtype), pair.data_range, not self.spatial, self.spatial)
+        out = maps if self.spatial else values
+        return out if pair.batched else out[0]
 
-        def __init__(
-            self,
-            net: str = "alex",
-            version: str = "0.1",
-            *,
-            data_range: float | None = None,
-            bit_depth: int | None = None,
-            alpha: str = "error",
-            backbone_weights: str | os.PathLike | None = None,
-            spatial: bool = False,
-        ) -> None:
-            super().__init__()
-            _check_options(net, version)
-            self.net_name, self.version = net, version
-            self.data_range, self.bit_depth, self.alpha = data_range, bit_depth, alpha
-            self.spatial = spatial
-            self.core = _build_core(net, version, _weights.get_path(NETS[net]["weights"], path=backbone_weights))
-            self.eval()
-
-        def train(self, mode: bool = True) -> "LPIPS":
-            # The metric is defined in eval mode; a training loop calling .train() on a
-            # parent module must not change it.
-            return super().train(False)
-
-        def forward(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
-            pair = prepare_pair(
-                reference, distorted, data_range=self.data_range, bit_depth=self.bit_depth, alpha=self.alpha
-            )
-            if pair.backend != "torch":
-                raise TypeError("LPIPS modules take torch tensors; use iqa.lpips() for paths and arrays")
-            x, y = _rgb_tensors(pair, self.net_name)
-            dtype = self.core.offset.dtype
-            values, maps = self.core(x.to(dtype), y.to(dtype), pair.data_range, not self.spatial, self.spatial)
-            out = maps if self.spatial else values
-            return out if pair.batched else out[0]
-
-        def extra_repr(self) -> str:
-            return f"net={self.net_name!r}, version={self.version!r}, spatial={self.spatial}"
-
-    LPIPS.__module__ = __name__
-    LPIPS.__qualname__ = "LPIPS"
-    return LPIPS
+    def extra_repr(self) -> str:
+        return f"net={self.net_name!r}, version={self.version!r}, spatial={self.spatial}"
 
 
 # --------------------------------------------------------------------------------------
@@ -321,7 +308,6 @@ def _heads_path(net: str, version: str) -> Path:
 
 
 def _load_heads(net: str, version: str) -> list[Any]:
-    import torch
 
     path = _heads_path(net, version)
     state = torch.load(path, weights_only=True, map_location="cpu")
@@ -338,7 +324,6 @@ def _load_heads(net: str, version: str) -> list[Any]:
 def _backbone_features(net: str, weights_path: Path) -> Any:
     """torchvision's ``features`` for ``net``, built with ``weights=None`` on the meta
     device (no random initialisation, no classifier allocated) and loaded from the file."""
-    import torch
     import torchvision.models as tvm
 
     spec = NETS[net]
@@ -365,105 +350,90 @@ def _backbone_features(net: str, weights_path: Path) -> Any:
 
 
 def _build_core(net: str, version: str, weights_path: Path, device: Any = "cpu", dtype: Any = None) -> Any:
-    import torch
 
     features = _backbone_features(net, weights_path)
-    core = _make_core_class()(features, NETS[net]["taps"], _load_heads(net, version), version)
+    core = _Core(features, NETS[net]["taps"], _load_heads(net, version), version)
     core = core.to(device=device, dtype=dtype or torch.float32)
     return core
 
 
-_core_class = None
+class _Core(nn.Module):
+    """The LPIPS computation on two N×3×H×W tensors in [0, data_range]."""
 
+    def __init__(self, features: nn.Sequential, taps: tuple[int, ...], heads: list, version: str):
+        super().__init__()
+        stages, start = [], 0
+        for t in taps:
+            stages.append(nn.Sequential(*[features[i] for i in range(start, t + 1)]))
+            start = t + 1
+        self.stages = nn.ModuleList(stages)
+        first = self.stages[0][0]
+        shift = torch.tensor(_SHIFT).view(1, 3, 1, 1)
+        scale = torch.tensor(_SCALE).view(1, 3, 1, 1)
+        with torch.no_grad():
+            if version == "0.1":
+                # conv(W, (u - shift) / scale) == conv(W / scale, u - shift), and zero
+                # padding is zero in both: the scaling layer's division is exact to fold.
+                first.weight.copy_(first.weight / scale)
+                offset = -1.0 - shift
+            else:  # v0.0 had no scaling layer
+                offset = torch.full((1, 3, 1, 1), -1.0)
+        self.register_buffer("offset", offset)
+        self.heads = nn.ParameterList([nn.Parameter(w, requires_grad=False) for w in heads])
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
 
-def _make_core_class() -> type:
-    global _core_class
-    if _core_class is not None:
-        return _core_class
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    class _Core(nn.Module):
-        """The LPIPS computation on two N×3×H×W tensors in [0, data_range]."""
-
-        def __init__(self, features: nn.Sequential, taps: tuple[int, ...], heads: list, version: str):
-            super().__init__()
-            stages, start = [], 0
-            for t in taps:
-                stages.append(nn.Sequential(*[features[i] for i in range(start, t + 1)]))
-                start = t + 1
-            self.stages = nn.ModuleList(stages)
-            first = self.stages[0][0]
-            shift = torch.tensor(_SHIFT).view(1, 3, 1, 1)
-            scale = torch.tensor(_SCALE).view(1, 3, 1, 1)
-            with torch.no_grad():
-                if version == "0.1":
-                    # conv(W, (u - shift) / scale) == conv(W / scale, u - shift), and zero
-                    # padding is zero in both: the scaling layer's division is exact to fold.
-                    first.weight.copy_(first.weight / scale)
-                    offset = -1.0 - shift
-                else:  # v0.0 had no scaling layer
-                    offset = torch.full((1, 3, 1, 1), -1.0)
-            self.register_buffer("offset", offset)
-            self.heads = nn.ParameterList([nn.Parameter(w, requires_grad=False) for w in heads])
-            for p in self.parameters():
-                p.requires_grad_(False)
-            self.eval()
-
-        def forward(self, x: torch.Tensor, y: torch.Tensor, data_range: float, want_value: bool, want_map: bool):
-            n, (h, w) = x.shape[0], x.shape[2:]
-            graph = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
-            # The CPU convolutions (oneDNN) are fastest on channels-last float32 data.
-            layout = torch.channels_last if x.device.type == "cpu" and x.dtype == torch.float32 else None
-            alpha = 2.0 / float(data_range)
-            # 2·x/L − 1 − shift: one multiply-add per image, both images in one batch.
-            if graph:
-                z = torch.add(self.offset, torch.cat([x, y]), alpha=alpha)
-                z = z.contiguous(memory_format=layout) if layout is not None else z
-            else:
-                z = torch.empty(
-                    (2 * n, *x.shape[1:]), dtype=x.dtype, device=x.device,
-                    memory_format=layout or torch.contiguous_format,
-                )
-                torch.add(self.offset, x, alpha=alpha, out=z[:n])
-                torch.add(self.offset, y, alpha=alpha, out=z[n:])
-            value = None
-            spatial_map = None
-            tiny = torch.finfo(z.dtype).tiny
-            for stage, head in zip(self.stages, self.heads):
-                z = stage(z)
-                f0, f1 = z[:n], z[n:]
-                # lpips.normalize_tensor: f / (sqrt(sum f²) + 1e-10), then the squared
-                # difference of the two normalised features.
-                if graph:
-                    # The clamp only keeps the gradient of an all-zero feature vector finite
-                    # (0, not NaN); it cannot change a value (the 1e-10 dominates).
-                    n0 = f0.square().sum(1, keepdim=True).clamp_min(tiny).sqrt() + _EPS
-                    n1 = f1.square().sum(1, keepdim=True).clamp_min(tiny).sqrt() + _EPS
-                    d = (f0 / n0 - f1 / n1).square()
-                else:
-                    # The same quantities in fewer passes over the features
-                    # (a fused norm, reciprocals of the small norm maps, in-place updates).
-                    r0 = torch.linalg.vector_norm(f0, dim=1, keepdim=True).add_(_EPS).reciprocal_()
-                    r1 = torch.linalg.vector_norm(f1, dim=1, keepdim=True).add_(_EPS).reciprocal_()
-                    # (Not addcmul: its fused multiply-add would make identical images
-                    # differ by a rounding error instead of giving exactly 0.)
-                    d = torch.mul(f0, r0).sub_(torch.mul(f1, r1)).square_()
-                layer = F.conv2d(d, head)  # the linear head: a 1×1 convolution, no bias
-                if want_value:
-                    v = layer.mean((2, 3))
-                    value = v if value is None else value + v
-                if want_map:
-                    m = F.interpolate(layer, size=(h, w), mode="bilinear", align_corners=False)
-                    spatial_map = m if spatial_map is None else spatial_map + m
-            return (
-                value.view(n) if value is not None else None,
-                spatial_map.contiguous() if spatial_map is not None else None,
+    def forward(self, x: torch.Tensor, y: torch.Tensor, data_range: float, want_value: bool, want_map: bool):
+        n, (h, w) = x.shape[0], x.shape[2:]
+        graph = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
+        # The CPU convolutions (oneDNN) are fastest on channels-last float32 data.
+        layout = torch.channels_last if x.device.type == "cpu" and x.dtype == torch.float32 else None
+        alpha = 2.0 / float(data_range)
+        # 2·x/L − 1 − shift: one multiply-add per image, both images in one batch.
+        if graph:
+            z = torch.add(self.offset, torch.cat([x, y]), alpha=alpha)
+            z = z.contiguous(memory_format=layout) if layout is not None else z
+        else:
+            z = torch.empty(
+                (2 * n, *x.shape[1:]), dtype=x.dtype, device=x.device,
+                memory_format=layout or torch.contiguous_format,
             )
-
-    _core_class = _Core
-    return _Core
+            torch.add(self.offset, x, alpha=alpha, out=z[:n])
+            torch.add(self.offset, y, alpha=alpha, out=z[n:])
+        value = None
+        spatial_map = None
+        tiny = torch.finfo(z.dtype).tiny
+        for stage, head in zip(self.stages, self.heads):
+            z = stage(z)
+            f0, f1 = z[:n], z[n:]
+            # lpips.normalize_tensor: f / (sqrt(sum f²) + 1e-10), then the squared
+            # difference of the two normalised features.
+            if graph:
+                # The clamp only keeps the gradient of an all-zero feature vector finite
+                # (0, not NaN); it cannot change a value (the 1e-10 dominates).
+                n0 = f0.square().sum(1, keepdim=True).clamp_min(tiny).sqrt() + _EPS
+                n1 = f1.square().sum(1, keepdim=True).clamp_min(tiny).sqrt() + _EPS
+                d = (f0 / n0 - f1 / n1).square()
+            else:
+                # The same quantities in fewer passes over the features
+                # (a fused norm, reciprocals of the small norm maps, in-place updates).
+                r0 = torch.linalg.vector_norm(f0, dim=1, keepdim=True).add_(_EPS).reciprocal_()
+                r1 = torch.linalg.vector_norm(f1, dim=1, keepdim=True).add_(_EPS).reciprocal_()
+                # (Not addcmul: its fused multiply-add would make identical images
+                # differ by a rounding error instead of giving exactly 0.)
+                d = torch.mul(f0, r0).sub_(torch.mul(f1, r1)).square_()
+            layer = F.conv2d(d, head)  # the linear head: a 1×1 convolution, no bias
+            if want_value:
+                v = layer.mean((2, 3))
+                value = v if value is None else value + v
+            if want_map:
+                m = F.interpolate(layer, size=(h, w), mode="bilinear", align_corners=False)
+                spatial_map = m if spatial_map is None else spatial_map + m
+        return (
+            value.view(n) if value is not None else None,
+            spatial_map.contiguous() if spatial_map is not None else None,
+        )
 
 
 def _cached_core(net: str, version: str, backbone_weights: Any, device: Any, dtype: Any) -> Any:
@@ -484,7 +454,6 @@ def _cached_core(net: str, version: str, backbone_weights: Any, device: Any, dty
 
 
 def _resolve_device(device: str, pair: Pair) -> Any:
-    import torch
 
     if device == "auto":
         if pair.backend == "torch":
@@ -531,7 +500,6 @@ def _run(
     want_value: bool,
     want_map: bool,
 ) -> tuple[Any, Any]:
-    import torch
 
     _check_options(net, version)
     if batch_size < 1:
