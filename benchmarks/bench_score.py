@@ -10,11 +10,15 @@ sides see the same machine load:
 * iqa: the real command ``iqa score REF DIST -m psnr -m ssim -o scores.csv`` in a subprocess,
   so the time includes starting Python, importing, pairing the folders and writing the CSV.
 
-It prints both times, the ratio (baseline / iqa), the largest difference between the two
-sides' numbers, and the peak resident memory of ``iqa score`` for a growing number of pairs
-(each measured in a fresh process): it should stay flat.
+The pairs are split into blocks (default 5) and the two sides alternate block by block
+(which side goes first alternates too), so that a change in the machine's load during the
+run hits both sides alike; each ``iqa score`` block pays its own process start-up. It prints
+the summed wall-clock times, their ratio (baseline / iqa), the CPU time of each side (the
+work done, whatever the load), the largest difference between the two sides' numbers, and
+the peak resident memory of ``iqa score`` for a growing number of pairs (each measured in a
+fresh process): it should stay flat.
 
-Usage: ``python benchmarks/bench_score.py [--pairs 500] [--workers N]``
+Usage: ``python benchmarks/bench_score.py [--pairs 500] [--blocks 5] [--workers N]``
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -52,37 +57,42 @@ def make_pairs(root: Path, n: int, size: int = 512, seed: int = 0) -> tuple[Path
     return ref_dir, dist_dir
 
 
-def baseline(ref_dir: Path, dist_dir: Path) -> tuple[float, dict[str, tuple[float, float]]]:
+def baseline(ref_dir: Path, dist_dir: Path) -> tuple[float, float, dict[str, tuple[float, float]]]:
+    """Wall-clock and CPU seconds of the plain loop, and its numbers."""
     from PIL import Image
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     out = {}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for ref_path in sorted(ref_dir.iterdir()):
-        a = np.asarray(Image.open(ref_path))
-        b = np.asarray(Image.open(dist_dir / ref_path.name))
+        with Image.open(ref_path) as im_a, Image.open(dist_dir / ref_path.name) as im_b:
+            a, b = np.asarray(im_a), np.asarray(im_b)
         p = peak_signal_noise_ratio(a, b, data_range=255)
         s = structural_similarity(
             a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1, data_range=255
         )
         out[ref_path.name] = (float(p), float(s))
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, time.process_time() - c0, out
 
 
 def iqa_exe() -> str:
     return shutil.which("iqa") or str(Path(sys.executable).with_name("iqa"))
 
 
-def run_iqa(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None) -> float:
+def run_iqa(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (all threads) of one ``iqa score`` process."""
     cmd = [iqa_exe(), "score", str(ref_dir), str(dist_dir), "-m", "psnr", "-m", "ssim", "-o", str(output), "--overwrite"]
     if workers:
         cmd += ["--workers", str(workers)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"iqa score failed:\n{proc.stderr}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def peak_rss_mib(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None) -> float:
@@ -100,19 +110,21 @@ def peak_rss_mib(ref_dir: Path, dist_dir: Path, output: Path, workers: int | Non
     return int(proc.stdout.strip()) / 1024.0  # ru_maxrss is in KiB on Linux
 
 
-def subset(src_ref: Path, src_dist: Path, root: Path, n: int) -> tuple[Path, Path]:
-    ref, dist = root / f"ref{n}", root / f"dist{n}"
-    ref.mkdir()
-    dist.mkdir()
-    for p in sorted(src_ref.iterdir())[:n]:
-        os.symlink(p, ref / p.name)
-        os.symlink(src_dist / p.name, dist / p.name)
+def link_subset(src_ref: Path, src_dist: Path, root: Path, names: list[str]) -> tuple[Path, Path]:
+    """Folders of symbolic links to some of the pairs."""
+    ref, dist = root / "reference", root / "distorted"
+    ref.mkdir(parents=True)
+    dist.mkdir(parents=True)
+    for name in names:
+        os.symlink(src_ref / name, ref / name)
+        os.symlink(src_dist / name, dist / name)
     return ref, dist
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=500)
+    parser.add_argument("--blocks", type=int, default=5, help="alternate the two sides over this many blocks")
     parser.add_argument("--workers", type=int, default=None, help="iqa score --workers (default: its own)")
     args = parser.parse_args()
 
@@ -121,27 +133,41 @@ def main() -> None:
         t0 = time.perf_counter()
         ref_dir, dist_dir = make_pairs(root / "data", args.pairs)
         print(f"generated {args.pairs} pairs of 512x512 RGB PNG in {time.perf_counter() - t0:.1f} s")
-        print(f"cores: {os.cpu_count()}")
+        print(f"cores: {os.cpu_count()}; load average before timing: {os.getloadavg()[0]:.2f}")
 
-        output = root / "scores.csv"
-        t_iqa = run_iqa(ref_dir, dist_dir, output, args.workers)
-        t_base, base = baseline(ref_dir, dist_dir)
-
-        with open(output, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        assert len(rows) == args.pairs and not any(r["error"] for r in rows)
+        names = sorted(p.name for p in ref_dir.iterdir())
+        blocks = [names[i :: args.blocks] for i in range(args.blocks)]
+        t_iqa = c_iqa = t_base = c_base = 0.0
+        base: dict[str, tuple[float, float]] = {}
+        rows: list[dict[str, str]] = []
+        for k, block in enumerate(blocks):
+            r, d = link_subset(ref_dir, dist_dir, root / f"block{k}", block)
+            output = root / f"scores{k}.csv"
+            for side in ((0, 1) if k % 2 == 0 else (1, 0)):
+                if side == 0:
+                    wall, cpu = run_iqa(r, d, output, args.workers)
+                    t_iqa, c_iqa = t_iqa + wall, c_iqa + cpu
+                else:
+                    wall, cpu, numbers = baseline(r, d)
+                    t_base, c_base = t_base + wall, c_base + cpu
+                    base.update(numbers)
+            with open(output, newline="") as fh:
+                rows += list(csv.DictReader(fh))
+        if len(rows) != args.pairs or any(r["error"] for r in rows):
+            raise SystemExit("iqa score did not score every pair")
         d_psnr = max(abs(float(r["psnr"]) - base[r["reference"]][0]) for r in rows)
         d_ssim = max(abs(float(r["ssim"]) - base[r["reference"]][1]) for r in rows)
 
-        print(f"baseline (Pillow + skimage loop): {t_base:8.2f} s  ({args.pairs / t_base:6.1f} pairs/s)")
-        print(f"iqa score (subprocess, CLI)     : {t_iqa:8.2f} s  ({args.pairs / t_iqa:6.1f} pairs/s)")
-        print(f"ratio baseline / iqa score      : {t_base / t_iqa:8.2f}x")
+        print(f"baseline (Pillow + skimage loop): {t_base:8.2f} s wall  {c_base:8.2f} s CPU  ({args.pairs / t_base:6.1f} pairs/s)")
+        print(f"iqa score (CLI in a subprocess) : {t_iqa:8.2f} s wall  {c_iqa:8.2f} s CPU  ({args.pairs / t_iqa:6.1f} pairs/s)")
+        print(f"ratio baseline / iqa score      : {t_base / t_iqa:8.2f}x wall-clock, {c_base / c_iqa:.2f}x CPU time")
+        print(f"load average after timing: {os.getloadavg()[0]:.2f} (on {os.cpu_count()} cores)")
         print(f"largest difference: psnr {d_psnr:.2e} dB, ssim {d_ssim:.2e}")
 
         print("peak resident memory of iqa score:")
         for n in sorted({max(1, args.pairs // 10), max(1, args.pairs // 2), args.pairs}):
-            r, d = subset(ref_dir, dist_dir, root, n)
-            mib = peak_rss_mib(r, d, root / f"scores{n}.csv", args.workers)
+            r, d = link_subset(ref_dir, dist_dir, root / f"mem{n}", names[:n])
+            mib = peak_rss_mib(r, d, root / f"mem{n}.csv", args.workers)
             print(f"  {n:5d} pairs: {mib:7.1f} MiB")
 
 

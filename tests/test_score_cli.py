@@ -189,3 +189,20 @@ def test_torchrun_two_gloo_processes_equal_one(folders, tmp_path):
     assert two.read_bytes() == one.read_bytes()
     assert not list(tmp_path.glob("two.csv.part*"))  # rank 0 merged and removed the parts
     assert multi.stderr.count("11 pair(s), 1 with errors") == 1  # the summary comes from rank 0 only
+
+
+def test_progress_bar_goes_to_stderr_only(folders):
+    ref, dist = folders
+    quiet = run("score", ref, dist, "-m", "psnr")
+    loud = run("score", ref, dist, "-m", "psnr", "--progress", "--workers", "2", "--threads", "1")
+    assert loud.stdout == quiet.stdout  # data only on stdout
+    last = loud.stderr.split("\r")[-1].splitlines()[0]
+    assert last.startswith("[########################] 11/11 pairs")
+    assert "pairs/s" in last and "ETA 0:00:00" in last
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from iqa.cli import main; sys.argv = ['iqa', 'score', '--help']\n" \
+           "try:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "--resume" in out and out.strip().endswith("False")
