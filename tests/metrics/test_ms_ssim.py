@@ -318,3 +318,29 @@ def test_batch_equals_one_by_one(n, data):
     b = data.draw(arrays(np.uint8, (n, 176, 177, 1)))
     batch = ms_ssim(a, b)
     np.testing.assert_allclose(batch, [ms_ssim(a[i], b[i]) for i in range(n)], rtol=0, atol=1e-15)
+
+
+# --------------------------------------------------------------------------------------
+# The peer settings stated in docs/conventions.md
+# --------------------------------------------------------------------------------------
+
+
+def test_peer_piq_on_sizes_divisible_by_16(rng):
+    import piq
+
+    ref, dist = distorted_pair(rng, (176, 192, 3))
+    got = piq.multi_scale_ssim(to_tensor(ref)[None], to_tensor(dist)[None], data_range=255, reduction="none").item()
+    assert abs(got - ms_ssim(ref, dist)) < TOL
+    # piq renormalises scale_weights: the first three weights give iqa's scales=3.
+    w3 = torch.tensor(WEIGHTS[:3], dtype=torch.float64)
+    got3 = piq.multi_scale_ssim(to_tensor(ref)[None], to_tensor(dist)[None], data_range=255, reduction="none", scale_weights=w3).item()
+    assert abs(got3 - ms_ssim(ref, dist, scales=3)) < TOL
+
+
+def test_peer_pytorch_msssim_weights_are_used_as_given(rng):
+    ref, dist = distorted_pair(rng, (176, 176))
+    a, b = to_tensor(ref)[None], to_tensor(dist)[None]
+    win = torch.from_numpy(gaussian_window(11, 1.5)).view(1, 1, 1, -1)
+    w3 = list(np.array(WEIGHTS[:3]) / sum(WEIGHTS[:3]))
+    got = pytorch_msssim.ms_ssim(a, b, data_range=255, size_average=False, win=win, weights=w3).item()
+    assert abs(got - ms_ssim(ref, dist, scales=3)) < TOL

@@ -220,3 +220,25 @@ def test_batch_equals_one_by_one(n, h, w, data):
     b = data.draw(arrays(np.uint8, (n, h, w, 3)))
     batch = psnr(a, b)
     assert list(batch) == [psnr(a[i], b[i]) for i in range(n)]
+
+
+# --------------------------------------------------------------------------------------
+# The peer settings stated in docs/conventions.md
+# --------------------------------------------------------------------------------------
+
+
+def test_peer_settings_piq_and_torchmetrics(rng):
+    import piq
+    from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
+
+    ref, dist = distorted_pair(rng, (2, 30, 40, 3))
+    ours = psnr(ref, dist)
+    a, b = to_tensor(ref, torch.float64), to_tensor(dist, torch.float64)
+    tm = tm_psnr(a, b, data_range=255.0, reduction="none", dim=(1, 2, 3)).numpy()
+    np.testing.assert_allclose(tm, ours, rtol=0, atol=1e-5)  # float32 log(data_range) inside
+    pq = piq.psnr(a, b, data_range=255, reduction="none").numpy()
+    np.testing.assert_allclose(pq, ours, rtol=0, atol=1e-4)  # piq's EPS = 1e-8 on the MSE
+    assert piq.psnr(a[:1], a[:1], data_range=255).item() == pytest.approx(80.0)  # not inf
+    # piq's YIQ luma: iqa's BT.601 Y PSNR is piq's + 20·log10(255/219).
+    grey = piq.psnr(a[:1], b[:1], data_range=255, convert_to_greyscale=True).item()
+    assert abs(grey + 20 * math.log10(255 / 219) - psnr(ref[0], dist[0], color="y")) < 1e-4

@@ -389,3 +389,49 @@ def test_batch_equals_one_by_one(n, h, w, data):
     np.testing.assert_allclose(batch, [ssim(a[i], b[i]) for i in range(n)], rtol=0, atol=1e-15)
     tb = ssim(to_tensor(a, torch.float64), to_tensor(b, torch.float64), data_range=255.0)
     np.testing.assert_allclose(tb.numpy(), batch, rtol=0, atol=TOL)
+
+
+# --------------------------------------------------------------------------------------
+# The peer settings stated in docs/conventions.md
+# --------------------------------------------------------------------------------------
+
+
+def test_peer_settings_pytorch_msssim_and_piq(rng):
+    import piq
+    import pytorch_msssim
+
+    ref, dist = distorted_pair(rng, (101, 67, 3))
+    ours = ssim(ref, dist)
+    a, b = to_tensor(ref, torch.float64)[None], to_tensor(dist, torch.float64)[None]
+    win = torch.from_numpy(gaussian_window(11, 1.5)).view(1, 1, 1, -1).repeat(3, 1, 1, 1)
+    # float64 on both sides: round-off only.
+    assert abs(pytorch_msssim.ssim(a, b, data_range=255, size_average=False, win=win).item() - ours) < TOL
+    assert abs(piq.ssim(a, b, data_range=255, downsample=False, reduction="none").item() - ours) < TOL
+    # pytorch-msssim's own window is float32: off by ~1e-7, inside the 1e-6 acceptance.
+    assert abs(pytorch_msssim.ssim(a, b, data_range=255, size_average=False).item() - ours) < 1e-6
+
+
+def test_peer_piq_downsample_agrees_only_for_even_f2(rng):
+    import piq
+
+    def piq_ds(r, d):
+        return piq.ssim(to_tensor(r, torch.float64)[None], to_tensor(d, torch.float64)[None], data_range=255, reduction="none").item()
+
+    r, d = distorted_pair(rng, (512, 384, 1))
+    assert abs(piq_ds(r, d) - ssim(r, d, downsample=True)) < TOL  # f = 2, even sizes
+    r, d = distorted_pair(rng, (640, 644, 1))  # MATLAB round(2.5) = 3, Python's round gives 2
+    assert abs(piq_ds(r, d) - ssim(r, d, downsample=True)) > 1e-3
+
+
+def test_peer_torchmetrics_averages_the_reflect_padded_image(rng):
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    ref, dist = distorted_pair(rng, (64, 80, 3))
+    tm = structural_similarity_index_measure(
+        to_tensor(ref, torch.float64)[None], to_tensor(dist, torch.float64)[None], data_range=255.0, reduction="none"
+    ).item()
+    assert abs(tm - ssim(ref, dist)) > 1e-5  # a different convention
+    pad = ((5, 5), (5, 5), (0, 0))
+    # numpy's "reflect" is torch's: mirror without repeating the edge sample.
+    padded = ssim(np.pad(ref, pad, mode="reflect").astype(np.float64), np.pad(dist, pad, mode="reflect").astype(np.float64), data_range=255.0)
+    assert abs(tm - padded) < TOL
