@@ -416,3 +416,30 @@ def test_cli_lpips_subprocess_offline(backbone_files, tmp_path):
     assert res.returncode == 0 and res.stderr == ""
     assert float(res.stdout) == pytest.approx(lpips(a[0], b[0], backbone_weights=files["alex"]), rel=RTOL)
     assert Path(tmp_path / "c").exists() is False  # nothing was written to the cache
+
+
+# --------------------------------------------------------------------------------------
+# Properties
+# --------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@settings(deadline=None, max_examples=8)
+@given(data=st.data())
+def test_properties(backbone_files, data):
+    """Identity, symmetry, non-negativity and uint8 == float/255, on arbitrary images.
+
+    One size only: oneDNN compiles its kernels once per input shape, which at this size
+    costs far more than the forward pass (sizes are covered by the tests above)."""
+    files, _ = backbone_files
+    img = arrays(np.uint8, (24, 20, 3))
+    a, b = data.draw(img), data.draw(img)
+    kw = dict(net="squeeze", backbone_weights=files["squeeze"])
+    v = lpips(a, b, **kw)
+    assert v >= 0.0
+    assert lpips(a, a, **kw) == 0.0
+    assert lpips(b, a, **kw) == pytest.approx(v, rel=1e-5, abs=1e-9)
+    assert lpips(a / 255.0, b / 255.0, data_range=1.0, **kw) == pytest.approx(v, rel=1e-5, abs=1e-9)
