@@ -100,9 +100,10 @@ def lpips(
             float input. Pixels are mapped from [0, data_range] to LPIPS' [-1, 1].
         bit_depth: for 10- or 12-bit data stored as uint16.
         alpha: ``"error"`` (default), ``"drop"``; ``"keep"`` is refused (LPIPS takes RGB).
-        backbone_weights: a torchvision-format state dict of the backbone (e.g. a file saved
-            from ``torchvision.models.alexnet().state_dict()``) instead of the registry's
-            ImageNet weights, for offline or fine-tuned use. Used as-is (not hashed).
+        backbone_weights: a torchvision-format state dict of the backbone (a file saved
+            from ``torchvision.models.alexnet().state_dict()``; the classifier may be left
+            out, and ``model.features.state_dict()`` is accepted too) instead of the
+            registry's ImageNet weights, for offline or fine-tuned use. Used as-is (not hashed).
         spatial: return the per-pixel distance map instead of its summary value.
         device: ``"auto"`` (CUDA when available; a tensor's own device), ``"cpu"``, ``"cuda"``.
         batch_size: images per forward pass for batches.
@@ -330,8 +331,12 @@ def _backbone_features(net: str, weights_path: Path) -> Any:
     with torch.device("meta"):
         features = getattr(tvm, spec["builder"])(weights=None).features
     state = _weights.load_state_dict(spec["weights"], path=weights_path)
-    sub = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-    stray = [k for k in state if not k.startswith(("features.", "classifier."))]
+    if set(state) == set(features.state_dict()):
+        sub = state  # saved from model.features.state_dict(): unambiguous, accepted as well
+        stray = []
+    else:
+        sub = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        stray = [k for k in state if not k.startswith(("features.", "classifier."))]
     if not sub or stray:
         example = (stray or list(state))[:3]
         raise WeightsError(
@@ -350,7 +355,6 @@ def _backbone_features(net: str, weights_path: Path) -> Any:
 
 
 def _build_core(net: str, version: str, weights_path: Path, device: Any = "cpu", dtype: Any = None) -> Any:
-
     features = _backbone_features(net, weights_path)
     core = _Core(features, NETS[net]["taps"], _load_heads(net, version), version)
     core = core.to(device=device, dtype=dtype or torch.float32)

@@ -443,3 +443,18 @@ def test_properties(backbone_files, data):
     assert lpips(a, a, **kw) == 0.0
     assert lpips(b, a, **kw) == pytest.approx(v, rel=1e-5, abs=1e-9)
     assert lpips(a / 255.0, b / 255.0, data_range=1.0, **kw) == pytest.approx(v, rel=1e-5, abs=1e-9)
+
+
+def test_backbone_file_layouts(tmp_path):
+    """A full torchvision state dict (with the classifier) and a bare ``features`` state dict
+    give the same network as the features-only file."""
+    torch.manual_seed(5)
+    model = tvm.squeezenet1_1(weights=None)
+    full, bare = tmp_path / "full.pth", tmp_path / "bare.pth"
+    torch.save(model.state_dict(), full)
+    torch.save(model.features.state_dict(), bare)
+    a, b = make_pairs(2, 24, seed=14)
+    v_full = lpips(a, b, net="squeeze", backbone_weights=full)
+    v_bare = lpips(a, b, net="squeeze", backbone_weights=bare)
+    np.testing.assert_array_equal(v_full, v_bare)
+    assert v_full.min() > 0
