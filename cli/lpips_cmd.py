@@ -54,6 +54,11 @@ def lpips_cmd(reference, distorted, data_range, bit_depth, alpha, fmt, net, lpip
     from iqa.io import prepare_pair
     from iqa.metrics.lpips import compute_lpips, compute_lpips_and_map, lpips_provenance
 
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise click.BadParameter("CUDA is not available on this machine; use --device cpu", param_hint="--device")
     pair = prepare_pair(reference, distorted, data_range=data_range, bit_depth=bit_depth, alpha=alpha)
     kwargs = dict(net=net, version=lpips_version, backbone_weights=backbone_weights, device=device)
     if map_path:

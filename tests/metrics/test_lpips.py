@@ -390,6 +390,9 @@ def test_cli_lpips(backbone_files, tmp_path):
     assert '"net": "alex"' in res.stdout and '"source": "user"' in res.stdout
     img = iqa.read_image(out_png)
     assert img.ndim == 3 and img.shape[0] > 48 and img.shape[1] > 48
+    if not torch.cuda.is_available():
+        res = runner.invoke(main, ["lpips", str(pa), str(pb), "--device", "cuda"])
+        assert res.exit_code == 2 and "CUDA is not available" in res.stderr
     res = runner.invoke(main, ["lpips", str(pa), str(pb)])
     assert res.exit_code == 1
     assert res.stderr.count("\n") == 1 and "IQA_OFFLINE=1" in res.stderr
