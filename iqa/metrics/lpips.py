@@ -110,7 +110,8 @@ def lpips(
 
     Returns:
         A float (paths, one NumPy image), a float64 array (NumPy batch) or a tensor
-        (differentiable), one value per image. With ``spatial=True`` the ``H×W`` map
+        (differentiable), one value per image. Paths and NumPy arrays are scored with the
+        network in float32, like the reference; tensors in their own dtype. With ``spatial=True`` the ``H×W`` map
         (``N×H×W`` for a NumPy batch, ``1×H×W`` / ``N×1×H×W`` for tensors).
 
     Raises:
