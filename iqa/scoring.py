@@ -615,7 +615,7 @@ class Scorer:
         >>> scorer = Scorer(["psnr", "ssim"])
         >>> a = np.full((32, 32), 100, np.uint8); b = a.copy(); b[0, 0] = 110
         >>> round(scorer(a, b)["psnr"], 3)
-        58.239
+        58.234
         >>> sorted(scorer.means())
         ['psnr', 'ssim']
     """
@@ -966,7 +966,7 @@ class ScoreRun:
     Attributes:
         stats: the summary statistics of every row of the final file.
         rows: number of rows in the final file.
-        scored: pairs scored by this run (on this rank).
+        scored: pairs scored by this run (all ranks together).
         resumed: complete rows kept from an earlier run.
         failed: rows with an error (a pair or a cell failed).
         dropped: rows of an earlier run whose pair is not in this run's list.
@@ -1055,7 +1055,8 @@ def score_to_file(
             part file and rank 0 merges them into ``output``.
 
     Returns:
-        A :class:`ScoreRun` (on every rank; rows, stats and counts cover the merged file).
+        A :class:`ScoreRun` on every rank; its counts cover the merged file, its ``stats``
+        too on rank 0 (empty on the other ranks).
 
     Raises:
         IQAError: the output exists without ``resume``/``overwrite``, or resuming with
@@ -1173,15 +1174,18 @@ def score_to_file(
         for row in ordered:
             stats.add({m: row[m] for m in settings.metrics}, row["error"])
         _write_json_atomic(meta_path(out_path), {**metadata, "status": "complete", "pairs": len(jobs), "rows": len(ordered)})
-    summary_blob = ctx.gather(stats.summary() if ctx.is_main else None)[0] if ctx.active else None
-    ctx.barrier()
-    run = ScoreRun(stats=stats, scored=len(new_rows), resumed=len(kept), dropped=dropped)
-    if ctx.is_main:
-        run.rows = stats.pairs
-        run.failed = stats.pairs_with_errors
-    elif summary_blob is not None:
-        run.rows = summary_blob["pairs"]
-        run.failed = summary_blob["pairs_with_errors"]
+    # Every rank learns the merged totals (for its exit code) and how much each rank scored.
+    shared = ctx.gather(
+        {"scored": len(new_rows), "rows": stats.pairs, "failed": stats.pairs_with_errors}
+    )
+    run = ScoreRun(
+        stats=stats,
+        rows=shared[0]["rows"],
+        scored=sum(d["scored"] for d in shared),
+        resumed=len(kept),
+        failed=shared[0]["failed"],
+        dropped=dropped,
+    )
     return run
 
 

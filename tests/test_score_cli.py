@@ -176,21 +176,6 @@ def test_resume_refuses_changed_settings(folders, tmp_path):
     assert "different settings (color: 'rgb' -> 'y')" in result.stderr
 
 
-def test_torchrun_two_gloo_processes_equal_one(folders, tmp_path):
-    pytest.importorskip("torch.distributed")
-    ref, dist = folders
-    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
-    args = ["score", str(ref), str(dist), "-m", "psnr", "-m", "ssim", "--workers", "1"]
-    single = subprocess.run([iqa_exe(), *args, "-o", str(one)], capture_output=True, text=True, timeout=120)
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python"]
-    multi = subprocess.run([*launch, iqa_exe(), *args, "-o", str(two)], env=env, capture_output=True, text=True, timeout=300)
-    assert single.returncode == 1 and multi.returncode == 1, multi.stderr  # bad.png fails in both
-    assert two.read_bytes() == one.read_bytes()
-    assert not list(tmp_path.glob("two.csv.part*"))  # rank 0 merged and removed the parts
-    assert multi.stderr.count("11 pair(s), 1 with errors") == 1  # the summary comes from rank 0 only
-
-
 def test_progress_bar_goes_to_stderr_only(folders):
     ref, dist = folders
     quiet = run("score", ref, dist, "-m", "psnr")
@@ -206,3 +191,26 @@ def test_help_does_not_import_torch():
            "try:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "--resume" in out and out.strip().endswith("False")
+
+
+def test_torchrun_two_gloo_processes_killed_resumed_equal_one(folders, tmp_path):
+    """Two gloo ranks on the CPU, each killed after two rows, then resumed under torchrun:
+    the merged file is byte-identical to a one-process run."""
+    pytest.importorskip("torch.distributed")
+    ref, dist = folders
+    out, one = tmp_path / "s.jsonl", tmp_path / "one.jsonl"
+    args = ["score", str(ref), str(dist), "-m", "psnr", "--workers", "1", "-o", str(out)]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python"]
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    killed = subprocess.run([*launch, iqa_exe(), *args], env={**env, "IQA_TEST_KILL_AFTER_ROWS": "2"},
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode != 0
+    assert len(list(tmp_path.glob("s.jsonl.part*"))) == 2  # each rank's rows so far
+    resumed = subprocess.run([*launch, iqa_exe(), *args, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 1, resumed.stderr  # bad.png
+    # bad.png (first, failed) and one good row per rank were written before the kill.
+    assert "resumed: 3 complete row(s) kept, 8 pair(s) scored" in resumed.stderr
+    assert resumed.stderr.count("11 pair(s), 1 with errors") == 1  # the summary comes from rank 0 only
+    subprocess.run([iqa_exe(), *args[:-1], str(one)], capture_output=True, timeout=120)
+    assert out.read_text() == one.read_text()
+    assert not list(tmp_path.glob("s.jsonl.part*"))
