@@ -5,10 +5,13 @@ box-filter downsampling, so they live together.
 
 Kernels:
     NumPy input is computed in float64 with OpenCV's separable filter, one channel of one
-    image at a time so that the working set stays in cache. Tensors that need no gradient
-    and live on the CPU take the same route in their own dtype; tensors that need a
-    gradient (or live on a GPU) go through ``torch.nn.functional.conv2d``, image by image.
-    All routes compute the same formula: the filter runs over the valid region only.
+    image (a plane) at a time so that the working set stays in cache; the pointwise part
+    runs over strips of rows in reused buffers. Planes are spread over a small thread pool
+    (OpenCV and NumPy release the GIL) whose size is OpenCV's thread setting, capped by the
+    CPUs available: ``cv2.setNumThreads(1)`` makes iqa single-threaded. Tensors that need
+    no gradient and live on the CPU take the same route in their own dtype; tensors that
+    need a gradient (or live on a GPU) go through ``torch.nn.functional.conv2d``, image by
+    image. All routes compute the same formula over the valid region only.
 """
 
 from __future__ import annotations

@@ -435,3 +435,44 @@ def test_peer_torchmetrics_averages_the_reflect_padded_image(rng):
     # numpy's "reflect" is torch's: mirror without repeating the edge sample.
     padded = ssim(np.pad(ref, pad, mode="reflect").astype(np.float64), np.pad(dist, pad, mode="reflect").astype(np.float64), data_range=255.0)
     assert abs(tm - padded) < TOL
+
+
+# --------------------------------------------------------------------------------------
+# The thread pool
+# --------------------------------------------------------------------------------------
+
+
+def test_thread_budget_does_not_change_values(rng):
+    import cv2
+
+    ref, dist = distorted_pair(rng, (3, 40, 45, 3))
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)  # the documented way to make iqa single-threaded
+        single = ssim(ref, dist)
+        cv2.setNumThreads(max(2, before))
+        threaded = ssim(ref, dist)
+    finally:
+        cv2.setNumThreads(before)
+    np.testing.assert_array_equal(single, threaded)  # planes are independent: bit-identical
+
+
+def _ssim_in_child(queue, ref, dist):
+    queue.put(ssim(ref, dist))
+
+
+def test_works_in_a_forked_child_after_the_pool_started(rng):
+    # DataLoader workers fork a process whose parent may already hold the pool's threads.
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    ref, dist = distorted_pair(rng, (2, 30, 31, 3))
+    expected = ssim(ref, dist)  # starts the pool in this process
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_ssim_in_child, args=(queue, ref, dist))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0, "the child hung or failed"
+    np.testing.assert_array_equal(queue.get(timeout=5), expected)
