@@ -310,7 +310,6 @@ def _heads_path(net: str, version: str) -> Path:
 
 
 def _load_heads(net: str, version: str) -> list[Any]:
-
     path = _heads_path(net, version)
     state = torch.load(path, weights_only=True, map_location="cpu")
     heads = []
@@ -378,7 +377,8 @@ class _Core(nn.Module):
         with torch.no_grad():
             if version == "0.1":
                 # conv(W, (u - shift) / scale) == conv(W / scale, u - shift), and zero
-                # padding is zero in both: the scaling layer's division is exact to fold.
+                # padding is zero in both domains: folding the scaling layer's division
+                # into the weights changes nothing but float rounding.
                 first.weight.copy_(first.weight / scale)
                 offset = -1.0 - shift
             else:  # v0.0 had no scaling layer
@@ -459,7 +459,6 @@ def _cached_core(net: str, version: str, backbone_weights: Any, device: Any, dty
 
 
 def _resolve_device(device: str, pair: Pair) -> Any:
-
     if device == "auto":
         if pair.backend == "torch":
             return pair.reference.device
@@ -505,7 +504,6 @@ def _run(
     want_value: bool,
     want_map: bool,
 ) -> tuple[Any, Any]:
-
     _check_options(net, version)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
