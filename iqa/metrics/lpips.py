@@ -19,7 +19,7 @@ How the work is arranged (the number is unchanged, up to float32 rounding):
     channels-last layout on the CPU, under ``torch.inference_mode`` unless a gradient is
     needed; the [-1, 1] mapping and the version-0.1 shift become one fused multiply-add on
     the input, and the division by the scaling layer's per-channel scale is folded into the
-    first convolution's weights (exact: zero padding stays zero in the scaled domain).
+    first convolution's weights (zero padding stays zero in the scaled domain, so only rounding changes).
     Networks are built once per (net, version, weights file, device, dtype) and cached.
 
 Precision: paths and NumPy inputs are scored in float32 (the precision of the published
