@@ -55,6 +55,7 @@ class _Progress:
         if self.enabled:
             self.stream.write("\n")
             self.stream.flush()
+            self.enabled = False
 
 
 def _clock(seconds: float) -> str:
@@ -134,9 +135,12 @@ def _limit_threads(threads: int, torch_too: bool) -> None:
 @click.option("--lpips-version", type=click.Choice(["0.1", "0.0"]), default="0.1", show_default=True, help="LPIPS linear-layer version.")
 @click.option(
     "--lpips-weights",
+    "--backbone-weights",
+    "lpips_weights",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Local file of LPIPS backbone weights (instead of the cached download).",
+    help="Local torchvision state dict of the LPIPS backbone (instead of the registry's "
+    "verified download), as for iqa lpips --backbone-weights.",
 )
 @click.option("--device", default="auto", show_default=True, help="Where LPIPS runs: auto, cpu, cuda, cuda:1, ...")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Pairs per LPIPS batch.")
@@ -278,6 +282,15 @@ def score_cmd(
             stream=sys.stdout,
             ctx=ctx,
         )
+    except KeyboardInterrupt:
+        bar.close()
+        if output is not None:
+            click.echo(
+                f"iqa score: interrupted; the rows written so far are in {output}: run the same "
+                "command with --resume to finish",
+                err=True,
+            )
+        click.get_current_context().exit(130)
     finally:
         bar.close()
 

@@ -214,3 +214,28 @@ def test_torchrun_two_gloo_processes_killed_resumed_equal_one(folders, tmp_path)
     subprocess.run([iqa_exe(), *args[:-1], str(one)], capture_output=True, timeout=120)
     assert out.read_text() == one.read_text()
     assert not list(tmp_path.glob("s.jsonl.part*"))
+
+
+def test_lpips_column_and_maps(folders, tmp_path):
+    torch = pytest.importorskip("torch")
+    tvm = pytest.importorskip("torchvision.models")
+    from iqa.metrics.lpips import lpips as lpips_one
+
+    torch.manual_seed(0)  # seeded random SqueezeNet weights: no download needed
+    weights = tmp_path / "squeezenet_random.pth"
+    torch.save(tvm.squeezenet1_1(weights=None).state_dict(), weights)
+    ref, dist = folders
+    out, maps = tmp_path / "s.csv", tmp_path / "maps"
+    result = run("score", ref, dist, "-m", "ssim,lpips", "--lpips-net", "squeeze", "--lpips-weights", weights,
+                 "--device", "cpu", "--batch-size", "4", "--maps", maps, "-o", out)
+    assert result.exit_code == 1, result.stderr  # bad.png
+    rows = [r for r in rows_of(out) if not r["error"]]
+    assert len(rows) == 10
+    for r in rows[:3]:
+        expected = lpips_one(ref / r["reference"], dist / r["distorted"], net="squeeze",
+                             backbone_weights=weights, device="cpu")
+        # Batches of four vs one pair: float32 convolutions may round differently (1e-6 relative).
+        assert float(r["lpips"]) == pytest.approx(expected, rel=1e-6)
+    assert len(list((maps / "ssim").rglob("*.png"))) == len(list((maps / "lpips").rglob("*.png"))) == 10
+    meta = json.loads((tmp_path / "s.csv.meta.json").read_text())
+    assert meta["settings"]["lpips"]["backbone"]["file"] == str(weights)
