@@ -21,7 +21,7 @@ difference is not an error.
   with ``data_range=1.0, reduction="none"`` (≠: its SSIM averages over the reflect-padded
   full image; its MS-SSIM does not clamp).
 
-Usage: ``python benchmarks/bench_classic.py [--repeats 2] [--batch 16]``
+Usage: ``python benchmarks/bench_classic.py [--repeats 2] [--batch 16] [--metrics psnr,ssim,ms-ssim]``
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="minimum timed runs per entry (best is kept)")
     parser.add_argument("--batch", type=int, default=16, help="the large batch size")
     parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--metrics", default="psnr,ssim,ms-ssim", help="comma-separated subset")
     args = parser.parse_args()
 
     import cv2
@@ -153,6 +154,8 @@ def main() -> None:
             ]),
         ]
         for metric, path, ours, peers in rows:
+            if metric not in args.metrics.split(","):
+                continue
             with torch.no_grad():
                 t_ours, v_ours = best_time(ours, args.repeats)
                 for name, fn, _comparable in peers:

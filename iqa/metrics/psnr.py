@@ -84,8 +84,10 @@ def compute_psnr(pair: Pair, *, color: str = "rgb", crop_border: int = 0) -> Any
     return 10.0 * torch.log10(peak / mse)
 
 
-#: Elements per chunk of the MSE kernel: the difference buffer stays in the L1/L2 cache.
-_CHUNK = 1 << 15
+#: Elements per chunk of the MSE kernel: the difference buffer stays in the L1 cache, and
+#: the dot product stays below the size at which OpenBLAS wakes its threads (10,000
+#: elements), whose start-up costs more than this work (measured: 2x slower at 32,768).
+_CHUNK = 8192
 
 
 def _mse_numpy(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
