@@ -205,8 +205,23 @@ def test_negative_terms_are_clamped_not_nan(rng):
     value = ms_ssim(ref, dist)
     assert value == 0.0 and not math.isnan(value)
     assert peer(ref, dist, 255.0)[0] == 0.0  # pytorch-msssim clamps the same way (relu)
-    t = ms_ssim(to_tensor(ref), to_tensor(dist).requires_grad_(True), data_range=255.0)
+    b = to_tensor(dist).requires_grad_(True)
+    t = ms_ssim(to_tensor(ref), b, data_range=255.0)
     assert t.item() == 0.0
+    t.backward()  # a clamped term has a zero gradient, not NaN (0 · inf)
+    assert torch.isfinite(b.grad).all()
+
+
+def test_clamped_channel_keeps_the_other_channels_gradient(rng):
+    ref, dist = distorted_pair(rng, (176, 176, 3))
+    dist[..., 0] = 255 - ref[..., 0]  # channel 0 anti-correlated: its product is clamped to 0
+    expected = ms_ssim(ref, dist)
+    assert abs(expected - np.mean([ms_ssim(ref[..., c], dist[..., c]) for c in (1, 2)]) * 2 / 3) < 1e-12
+    b = to_tensor(dist).requires_grad_(True)
+    t = ms_ssim(to_tensor(ref), b, data_range=255.0)
+    assert abs(t.item() - expected) < TOL
+    t.backward()
+    assert torch.isfinite(b.grad).all() and b.grad[1:].abs().sum() > 0
 
 
 # --------------------------------------------------------------------------------------
