@@ -265,14 +265,9 @@ def compute_ms_ssim(
         terms_t.append(cs_c if s < len(w) - 1 else ssim_c)
         if s < len(w) - 1:
             ref, dist = _box_downsample_torch(ref, 2), _box_downsample_torch(dist, 2)
-    stacked = torch.stack(terms_t)  # (S, N, C)
+    stacked = torch.relu(torch.stack(terms_t))  # (S, N, C); clamp at 0 before the product
     weights_t = torch.tensor(w, dtype=stacked.dtype, device=stacked.device).view(-1, 1, 1)
-    # Clamp at 0 before the product. A clamped term contributes 0 with a zero gradient:
-    # relu(t) ** w alone would give 0 · inf = NaN in the backward pass.
-    positive = stacked > 0
-    safe = torch.where(positive, stacked, torch.ones_like(stacked))
-    powered = torch.where(positive, safe**weights_t, torch.zeros_like(stacked))
-    return torch.prod(powered, dim=0).mean(dim=1)
+    return torch.prod(stacked**weights_t, dim=0).mean(dim=1)
 
 
 # --------------------------------------------------------------------------------------

@@ -208,7 +208,7 @@ def test_negative_terms_are_clamped_not_nan(rng):
     b = to_tensor(dist).requires_grad_(True)
     t = ms_ssim(to_tensor(ref), b, data_range=255.0)
     assert t.item() == 0.0
-    t.backward()  # a clamped term has a zero gradient, not NaN (0 · inf)
+    t.backward()  # a clamped term has a zero gradient, not NaN
     assert torch.isfinite(b.grad).all()
 
 
