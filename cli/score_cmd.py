@@ -73,6 +73,22 @@ def _names(label: str, names: list[str]) -> None:
         click.echo(f"  ... and {len(names) - _LIST_LIMIT} more", err=True)
 
 
+_BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _cap_blas_threads(threads: int) -> None:
+    """Cap the BLAS/OpenMP pools NumPy loads (a user's own setting wins).
+
+    OpenBLAS reads these variables once, when NumPy is first imported, so this runs before
+    any iqa module that imports NumPy. Its idle threads spin: left at one per core next to
+    the decode workers, they burn the CPU the workers need.
+    """
+    if "numpy" in sys.modules:
+        return  # already loaded (e.g. in a Python process that imported NumPy first)
+    for var in _BLAS_THREAD_VARS:
+        os.environ.setdefault(var, str(threads))
+
+
 def _limit_threads(threads: int, torch_too: bool) -> None:
     """Cap OpenCV's (and torch's) own thread pools so decode workers do not oversubscribe."""
     import cv2
@@ -154,7 +170,7 @@ def _limit_threads(threads: int, torch_too: bool) -> None:
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="Threads of OpenCV's and torch's own pools (default: cores / workers).",
+    help="Threads of OpenCV's, BLAS's and torch's own pools (default: cores / workers).",
 )
 @click.option("--maps", "maps_dir", type=click.Path(file_okay=False), default=None, help="Write per-pair SSIM/LPIPS heat-maps here.")
 @click.option("--summary", "summary_file", type=click.Path(dir_okay=False), default=None, help="Also write the summary as JSON.")
@@ -213,6 +229,12 @@ def score_cmd(
     Example:
       iqa score data/samples/reference data/samples --pairs data/samples/pairs.csv -o scores.csv
     """
+    # Under torchrun the ranks of one machine share its cores.
+    cores = max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    workers = workers or min(cores, 4)
+    threads = threads or max(1, cores // workers)
+    _cap_blas_threads(threads)
+
     from iqa import scoring
     from iqa.distributed import init
     from iqa.errors import IQAError
@@ -238,10 +260,7 @@ def score_cmd(
     )
     if maps_dir is not None and not {"ssim", "lpips"} & set(settings.metrics):
         raise click.UsageError("--maps draws SSIM and LPIPS maps: add -m ssim or -m lpips")
-    # Under torchrun the ranks of one machine share its cores.
-    cores = max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    workers = workers or min(cores, 4)
-    _limit_threads(threads or max(1, cores // workers), "lpips" in settings.metrics)
+    _limit_threads(threads, "lpips" in settings.metrics)
 
     ctx = init()
     say = ctx.is_main
