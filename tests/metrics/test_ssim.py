@@ -280,16 +280,23 @@ def test_torch_float32_within_tolerance(rng):
         np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=TOL_F32)
 
 
-def test_torch_float32_bright_low_contrast(rng):
-    # The worst case for float32 moments: large means, small variances.
-    ref = 0.9 + 0.02 * rng.random((1, 64, 64, 3))
-    dist = np.clip(ref + rng.normal(0, 0.005, ref.shape), 0, 1)
-    expected = ssim(ref, dist, data_range=1.0)
-    got = ssim(to_tensor(ref), to_tensor(dist), data_range=1.0)
+@pytest.mark.parametrize("peak", [1.0, 65535.0])
+def test_torch_float32_bright_low_contrast(rng, peak):
+    # The worst case for float32 moments: large means, small variances (E[x²] − μ² cancels).
+    ref = (0.99 + 0.002 * rng.random((1, 64, 64, 3))) * peak
+    dist = np.clip(ref + rng.normal(0, 0.0005 * peak, ref.shape), 0, peak)
+    expected = ssim(ref, dist, data_range=peak)
+    got = ssim(to_tensor(ref), to_tensor(dist), data_range=peak)
     np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=TOL_F32)
     with torch.enable_grad():
-        got_grad = ssim(to_tensor(ref).requires_grad_(True), to_tensor(dist), data_range=1.0)
+        got_grad = ssim(to_tensor(ref).requires_grad_(True), to_tensor(dist), data_range=peak)
     np.testing.assert_allclose(got_grad.detach().numpy(), expected, rtol=0, atol=TOL_F32)
+
+
+def test_bit_depth_sets_the_constants(rng):
+    ref = rng.integers(0, 4096, (40, 41), dtype=np.uint16)
+    dist = np.clip(ref.astype(int) + rng.integers(-200, 201, ref.shape), 0, 4095).astype(np.uint16)
+    assert abs(ssim(ref, dist, bit_depth=12) - skimage_ssim(ref, dist, 4095)) < TOL
 
 
 def test_torch_float64_and_uint8_tensors(rng):
