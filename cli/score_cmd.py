@@ -320,7 +320,10 @@ def score_cmd(
         click.echo(scoring.format_summary(summary), err=True)
         if summary_file is not None:
             doc: dict[str, Any] = {**summary, "output": output, "settings": settings.provenance()}
-            Path(summary_file).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            try:
+                Path(summary_file).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            except OSError as exc:
+                raise IQAError(f"{summary_file}: cannot write the summary ({exc.strerror or exc})") from None
     if run.failed:
         if say:
             where = f"; see the error column of {output}" if output else ""

@@ -1088,6 +1088,8 @@ def score_to_file(
         if ctx.active:
             raise IQAError("a distributed run needs an output file (-o) for the ranks to merge into")
     else:
+        if not out_path.parent.is_dir():
+            raise IQAError(f"{out_path}: the folder {out_path.parent} does not exist; create it first")
         meta_file = meta_path(out_path)
         exists = out_path.exists()
         if exists and not (resume or overwrite):
