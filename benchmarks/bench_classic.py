@@ -121,6 +121,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
 
+    ratios: dict[tuple[str, str, int, str], tuple[float, float]] = {}
     for batch in (1, args.batch):
         a64, b64 = ref_all[:batch], dist_all[:batch]
         t64a = torch.from_numpy(np.ascontiguousarray(a64.transpose(0, 3, 1, 2)))
@@ -161,12 +162,29 @@ def main() -> None:
                 for name, fn, _comparable in peers:
                     t_peer, v_peer = best_time(fn, args.repeats)
                     diff = np.max(np.abs(as_array(v_ours) - as_array(v_peer)))
+                    ratios[(metric, path, batch, name)] = (t_peer / t_ours, diff)
                     print(
                         f"{metric:8} {path:14} {batch:>3}  {name:34} {t_ours * 1e3:9.1f} "
                         f"{t_peer * 1e3:9.1f} {t_peer / t_ours:6.2f}×  {diff:9.1e}",
                         flush=True,
                     )
     print("ratio = peer time / iqa time (higher is better for iqa); ≠ = different convention by design")
+    checks = [
+        ("ssim", "torch float32", args.batch, "pytorch-msssim", 2.0, 5.0, 5e-4),
+        ("ms-ssim", "torch float32", args.batch, "pytorch-msssim", 2.0, 5.0, 5e-4),
+        ("ssim", "numpy float64", 1, "scikit-image structural_similarity", 1.5, 3.0, 1e-6),
+        ("ssim", "numpy float64", args.batch, "scikit-image structural_similarity", 1.5, 3.0, 1e-6),
+    ]
+    print("\nacceptance (ratio >= minimum, target; |Δ| within tolerance):")
+    for metric, path, batch, peer, minimum, target, tol in checks:
+        if (metric, path, batch, peer) not in ratios:
+            continue
+        ratio, diff = ratios[(metric, path, batch, peer)]
+        verdict = "ok" if ratio >= minimum and diff <= tol else "FAIL"
+        print(
+            f"  {metric} {path} N={batch} vs {peer}: {ratio:.2f}× (minimum {minimum}×, target "
+            f"{target}×), |Δ| {diff:.1e} <= {tol:.0e}: {verdict}"
+        )
 
 
 if __name__ == "__main__":
