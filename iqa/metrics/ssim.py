@@ -5,8 +5,8 @@ box-filter downsampling, so they live together.
 
 Kernels:
     NumPy input is computed in float64 with OpenCV's separable filter, one channel of one
-    image (a plane) at a time so that the working set stays in cache; the pointwise part
-    runs over strips of rows in reused buffers. Planes are spread over a small thread pool
+    image (a plane) at a time, in bands of rows with reused buffers, so that the working
+    set stays in cache and the scratch memory does not grow with the image. Planes are spread over a small thread pool
     (OpenCV and NumPy release the GIL) whose size is OpenCV's thread setting, capped by the
     CPUs available: ``cv2.setNumThreads(1)`` makes iqa single-threaded. Tensors that need
     no gradient and live on the CPU take the same route in their own dtype; tensors that
@@ -401,11 +401,17 @@ def _box_downsample_torch(x: Any, f: int) -> Any:
 #     luminance = (A − B) / (A + B)
 #     cs        = (P − Q − (A − B)) / (P + Q − (A + B))
 # One filter pass fewer than the textbook five and 14 pointwise passes; identical in exact
-# arithmetic and within a few ulps in float64. The pointwise part runs over strips of rows
-# that stay in cache, and skips the map a caller does not need.
+# arithmetic and within a few ulps in float64. A plane is processed in bands of rows (each
+# band filters its own halo), so the scratch memory per thread is a few bands whatever the
+# image size; the pointwise part runs over strips of a band that stay in cache, and skips
+# the map a caller does not need.
 
 #: Elements per strip of the pointwise stage (a handful of buffers of this size stay in L2).
 _STRIP_ELEMS = 16384
+#: Pixels per band of the filter stage (each band also filters 2p halo rows), and the
+#: smallest band, which bounds the halo overhead for very wide images.
+_BAND_ELEMS = 1 << 17
+_BAND_MIN_ROWS = 64
 
 
 class _Workspace:
@@ -446,47 +452,53 @@ def _plane_stats(
     hv, wv = h - 2 * p, w - 2 * p
     k = window.astype(dtype)
     want_ssim = want_ssim or out_map is not None
-    u = np.add(x, y, out=ws.get("u", (h, w), dtype))
-    v = np.subtract(x, y, out=ws.get("v", (h, w), dtype))
-    # Reflect padding only fills the border that is cropped away: the valid region is exact.
+    # Reflect padding only fills rows and columns that are cropped away: every band of
+    # output rows reads its own 2p halo rows, so the valid region is exact.
     border = cv2.BORDER_REFLECT
-    fu = cv2.sepFilter2D(u, -1, k, k, dst=ws.get("fu", (h, w), dtype), borderType=border)
-    fv = cv2.sepFilter2D(v, -1, k, k, dst=ws.get("fv", (h, w), dtype), borderType=border)
-    np.multiply(u, u, out=u)
-    np.multiply(v, v, out=v)
-    fuu = cv2.sepFilter2D(
-        u, -1, k, k, dst=ws.get("fuu", (h, w), dtype), delta=2.0 * (c1 + c2), borderType=border
-    )
-    fvv = cv2.sepFilter2D(v, -1, k, k, dst=ws.get("fvv", (h, w), dtype), borderType=border)
-
-    rows = max(1, min(hv, _STRIP_ELEMS // wv))
+    delta = 2.0 * (c1 + c2)
+    band = max(1, min(hv, max(_BAND_MIN_ROWS, _BAND_ELEMS // w)))
+    shape = (band + 2 * p, w)
+    bu, bv, bfu, bfv, bfuu, bfvv = (ws.get(name, shape, dtype) for name in ("u", "v", "fu", "fv", "fuu", "fvv"))
+    rows = max(1, min(band, _STRIP_ELEMS // wv))
     sa, sb, sl, sd = (ws.get(name, (rows, wv), dtype) for name in ("sa", "sb", "sl", "sd"))
     two_c1 = 2.0 * c1
     ssim_sum = cs_sum = 0.0
-    for r0 in range(0, hv, rows):
-        r1 = min(hv, r0 + rows)
-        n = r1 - r0
-        a, b, num, den = sa[:n], sb[:n], sl[:n], sd[:n]
-        rs, cs_ = slice(p + r0, p + r1), slice(p, p + wv)
-        mu, mv, pp, qq = fu[rs, cs_], fv[rs, cs_], fuu[rs, cs_], fvv[rs, cs_]
-        np.multiply(mu, mu, out=a)
-        a += two_c1  # A
-        np.multiply(mv, mv, out=b)  # B
-        np.subtract(a, b, out=num)  # luminance numerator A − B
-        np.add(a, b, out=den)  # luminance denominator A + B
-        np.subtract(pp, qq, out=a)
-        a -= num  # cs numerator
-        np.add(pp, qq, out=b)
-        b -= den  # cs denominator
-        np.divide(a, b, out=a)  # cs map
-        if want_cs:
-            cs_sum += float(a.sum())
-        if want_ssim:
-            np.divide(num, den, out=num)  # luminance map
-            np.multiply(num, a, out=num)  # SSIM map
-            ssim_sum += float(num.sum())
-            if out_map is not None:
-                out_map[r0:r1] = num
+    for b0 in range(0, hv, band):
+        nb = min(band, hv - b0)
+        m = nb + 2 * p
+        xs, ys = x[b0 : b0 + m], y[b0 : b0 + m]
+        u = np.add(xs, ys, out=bu[:m])
+        v = np.subtract(xs, ys, out=bv[:m])
+        fu = cv2.sepFilter2D(u, -1, k, k, dst=bfu[:m], borderType=border)
+        fv = cv2.sepFilter2D(v, -1, k, k, dst=bfv[:m], borderType=border)
+        np.multiply(u, u, out=u)
+        np.multiply(v, v, out=v)
+        fuu = cv2.sepFilter2D(u, -1, k, k, dst=bfuu[:m], delta=delta, borderType=border)
+        fvv = cv2.sepFilter2D(v, -1, k, k, dst=bfvv[:m], borderType=border)
+        for r0 in range(0, nb, rows):
+            r1 = min(nb, r0 + rows)
+            n = r1 - r0
+            a, b, num, den = sa[:n], sb[:n], sl[:n], sd[:n]
+            rs, cs_ = slice(p + r0, p + r1), slice(p, p + wv)
+            mu, mv, pp, qq = fu[rs, cs_], fv[rs, cs_], fuu[rs, cs_], fvv[rs, cs_]
+            np.multiply(mu, mu, out=a)
+            a += two_c1  # A
+            np.multiply(mv, mv, out=b)  # B
+            np.subtract(a, b, out=num)  # luminance numerator A − B
+            np.add(a, b, out=den)  # luminance denominator A + B
+            np.subtract(pp, qq, out=a)
+            a -= num  # cs numerator
+            np.add(pp, qq, out=b)
+            b -= den  # cs denominator
+            np.divide(a, b, out=a)  # cs map
+            if want_cs:
+                cs_sum += float(a.sum())
+            if want_ssim:
+                np.divide(num, den, out=num)  # luminance map
+                np.multiply(num, a, out=num)  # SSIM map
+                ssim_sum += float(num.sum())
+                if out_map is not None:
+                    out_map[b0 + r0 : b0 + r1] = num
     count = hv * wv
     nan = float("nan")
     return (ssim_sum / count if want_ssim else nan), (cs_sum / count if want_cs else nan)

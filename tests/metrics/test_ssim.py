@@ -16,7 +16,7 @@ from skimage.metrics import structural_similarity
 from helpers import write_png
 from iqa.errors import RangeError, ShapeError
 from iqa.io import prepare_pair, read_image
-from iqa.metrics.ssim import compute_ssim, gaussian_window, ssim
+from iqa.metrics.ssim import compute_ssim, gaussian_window, ms_ssim, ssim
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -483,3 +483,20 @@ def test_works_in_a_forked_child_after_the_pool_started(rng):
     child.join(timeout=60)
     assert child.exitcode == 0, "the child hung or failed"
     np.testing.assert_array_equal(queue.get(timeout=5), expected)
+
+
+def test_bands_and_strips_cover_the_valid_region_exactly(rng, monkeypatch):
+    # Small bands (with their halo rows) and strips with remainders, against scikit-image's map.
+    import iqa.metrics.ssim as ssim_module
+
+    monkeypatch.setattr(ssim_module, "_BAND_ELEMS", 1)
+    monkeypatch.setattr(ssim_module, "_BAND_MIN_ROWS", 7)
+    monkeypatch.setattr(ssim_module, "_STRIP_ELEMS", 50)
+    ref, dist = distorted_pair(rng, (61, 33, 3))
+    value, smap = ssim(ref, dist, full=True)
+    expected, sk_map = skimage_ssim(ref, dist, 255, full=True)
+    np.testing.assert_allclose(smap, sk_map[5:-5, 5:-5], rtol=0, atol=1e-12)
+    assert abs(value - expected) < TOL
+    small_bands = ms_ssim(ref, dist, scales=2)  # the cs terms take the same path
+    monkeypatch.undo()
+    assert abs(small_bands - ms_ssim(ref, dist, scales=2)) < 1e-13
