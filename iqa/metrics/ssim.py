@@ -6,12 +6,13 @@ box-filter downsampling, so they live together.
 Kernels:
     NumPy input is computed in float64 with OpenCV's separable filter, one channel of one
     image (a plane) at a time, in bands of rows with reused buffers, so that the working
-    set stays in cache and the scratch memory does not grow with the image. Planes are spread over a small thread pool
-    (OpenCV and NumPy release the GIL) whose size is OpenCV's thread setting, capped by the
-    CPUs available: ``cv2.setNumThreads(1)`` makes iqa single-threaded. Tensors that need
-    no gradient and live on the CPU take the same route in their own dtype; tensors that
-    need a gradient (or live on a GPU) go through ``torch.nn.functional.conv2d``, image by
-    image. All routes compute the same formula over the valid region only.
+    set stays in cache and the scratch memory does not grow with the image. Planes are
+    spread over a small thread pool (OpenCV and NumPy release the GIL) whose size is
+    OpenCV's thread setting, capped by the CPUs available: ``cv2.setNumThreads(1)`` makes
+    iqa single-threaded. Tensors that need no gradient and live on the CPU take the same
+    route in their own dtype; tensors that need a gradient (or live on a GPU) go through
+    ``torch.nn.functional.conv2d``, image by image. All routes compute the same formula
+    over the valid region only.
 """
 
 from __future__ import annotations
