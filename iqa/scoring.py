@@ -874,7 +874,7 @@ def _normalise_row(raw: dict[str, Any], columns: list[str], fmt: str) -> dict[st
 def _read_rows(path: Path, fmt: str, columns: list[str]) -> list[dict[str, Any]]:
     """Rows of an output file, tolerating a run that was killed mid-write: an unfinished
     last line is dropped, as is any line that does not parse as a full row."""
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
     if fmt == "json":
         try:
             doc = json.loads(text)
@@ -927,7 +927,7 @@ def _write_atomic(
     ``finished=False`` leaves a JSON document open so that rows can be appended to it.
     """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
         w = _RowWriter(fh, fmt, columns, metadata)
         for row in rows:
             w.write(row)
@@ -1125,10 +1125,10 @@ def score_to_file(
         sink, target, header = stream if stream is not None else sys.stdout, None, True
     elif ctx.active:
         target = _part_path(out_path, ctx.rank)
-        sink, header = open(target, "w", encoding="utf-8", newline=""), True
+        sink, header = open(target, "w", encoding="utf-8", errors="surrogateescape", newline=""), True
     else:
         target = out_path
-        sink = open(out_path, "a", encoding="utf-8", newline="")
+        sink = open(out_path, "a", encoding="utf-8", errors="surrogateescape", newline="")
         header = False
     # Part files are CSV whatever the output format: it keeps inf and every digit.
     part_fmt = "csv" if ctx.active else fmt
