@@ -486,3 +486,33 @@ def test_missing_lpips_weights_stop_the_run(tmp_path, rng):
     settings = ScoreSettings(metrics=("psnr", "lpips"), lpips_net="squeeze", lpips_weights=tmp_path / "nope.pth")
     with pytest.raises(WeightsError, match="nope.pth: no such file"):
         run_engine(ref, dist, tmp_path / "s.csv", settings=settings)
+
+
+def test_stats_split_and_merge_property():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    values = st.lists(
+        st.one_of(st.floats(0, 100, allow_nan=False), st.just(math.inf), st.none()), min_size=0, max_size=40
+    )
+
+    @settings(max_examples=60, deadline=None)
+    @given(values, st.integers(0, 40))
+    def check(vals, cut):
+        cut = min(cut, len(vals))
+        whole, left, right = ScoreStats(["psnr"]), ScoreStats(["psnr"]), ScoreStats(["psnr"])
+        for i, v in enumerate(vals):
+            whole.add({"psnr": v}, "" if v is not None else "failed")
+            (left if i < cut else right).add({"psnr": v}, "" if v is not None else "failed")
+        left.merge(right)
+        a, b = left.summary("pooled"), whole.summary("pooled")
+        assert a["pairs"] == b["pairs"] and a["pairs_with_errors"] == b["pairs_with_errors"]
+        for k in ("n", "identical", "failed", "min", "max"):
+            assert a["metrics"]["psnr"][k] == b["metrics"]["psnr"][k]
+        for k in ("mean", "std"):
+            x, y = a["metrics"]["psnr"][k], b["metrics"]["psnr"][k]
+            assert (x is None) == (y is None)
+            if x is not None:  # Chan's merge vs Welford's one pass: round-off only
+                assert x == pytest.approx(y, rel=1e-9, abs=1e-9)
+
+    check()
