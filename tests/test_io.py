@@ -415,3 +415,10 @@ def test_samples_are_readable(samples_dir: Path):
     for p in refs:
         img = read_image(p)
         assert min(img.shape[:2]) >= 256  # every metric applies, MS-SSIM included
+
+
+def test_huge_finite_values_are_not_mistaken_for_inf():
+    big = np.full((8, 8), np.finfo(np.float32).max, np.float32)  # the sum overflows float32
+    assert prepare_pair(big, big, data_range=float(big.max())).data_range > 0
+    t = torch.full((1, 8, 8), torch.finfo(torch.float16).max, dtype=torch.float16)
+    assert prepare_pair(t, t, data_range=1.0).backend == "torch"
