@@ -6,7 +6,6 @@ the networks) happen inside commands so that ``iqa --help`` starts instantly.
 
 from __future__ import annotations
 
-import os
 import sys
 from importlib import metadata
 
@@ -80,7 +79,3 @@ main.add_command(weights_cmd)
 main.add_command(fid_cmd)
 main.add_command(kid_cmd)
 main.add_command(stats_cmd)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main(prog_name=os.path.basename(sys.argv[0]))
