@@ -1,6 +1,7 @@
 """``iqa fid``, ``iqa kid`` and ``iqa stats``: the distribution metrics over folders.
 
-Each input is a folder (recursive, sorted) or an ``.npz`` of statistics. The value goes to
+Each input is a folder (recursive, sorted), a ``.txt`` list of image files (one a line,
+relative to the list's folder) or an ``.npz`` of statistics. The value goes to
 stdout (rank 0 only under ``torchrun``); progress, skipped files and warnings to stderr. Exit
 codes: 0 success, 1 an error or at least one unreadable image (the value is still printed).
 """
@@ -177,7 +178,7 @@ def _finish(ctx: click.Context, skipped: int) -> None:
 @click.pass_context
 def fid_cmd(ctx, source1, source2, mode, dims, batch_size, workers, device, weights, alpha, data_range,
             strict, fast, progress, route, allow_mismatch, fmt):
-    """Fréchet Inception Distance between two folders (or .npz statistics files).
+    """Fréchet Inception Distance between two folders (or .txt file lists, or .npz statistics).
 
     Matches `python -m pytorch_fid SOURCE1 SOURCE2` with --mode pytorch-fid (the default).
     """
@@ -259,7 +260,7 @@ def kid_cmd(ctx, source1, source2, mode, dims, batch_size, workers, device, weig
 
 
 @click.command("stats")
-@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("source", type=click.Path(exists=True))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="The .npz file to write (readable by pytorch-fid: keys mu and sigma).")
 @extraction_options
@@ -268,7 +269,7 @@ def kid_cmd(ctx, source1, source2, mode, dims, batch_size, workers, device, weig
 @click.pass_context
 def stats_cmd(ctx, source, output, mode, dims, batch_size, workers, device, weights, alpha, data_range,
               strict, fast, progress, keep_features):
-    """Inception feature statistics of a folder, saved as .npz for later `iqa fid`/`iqa kid`."""
+    """Inception feature statistics of a folder (or .txt file list), saved as .npz for later `iqa fid`/`iqa kid`."""
     ext = _extractor(mode, dims, batch_size, workers, device, weights, fast)
     with _warnings_to_stderr():
         stats = _statistics(ext, source, alpha=alpha, data_range=data_range, strict=strict,

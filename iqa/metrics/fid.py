@@ -46,7 +46,9 @@ __all__ = [
     "KIDResult",
     "MODES",
     "ROUTES",
+    "check_compatible",
     "compute_statistics",
+    "distance",
     "fid",
     "frechet_distance",
     "kernel_distance",
@@ -688,6 +690,19 @@ def kernel_distance(
 # --------------------------------------------------------------------------------------
 
 
+def _read_file_list(path: Path) -> list[Path]:
+    """Image paths listed one a line in a text file (relative to the list's folder); blank
+    lines and lines starting with ``#`` are ignored."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImageLoadError(f"{path}: cannot read the file list ({exc})") from None
+    files = [path.parent / line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not files:
+        raise ImageLoadError(f"{path}: the file list names no images")
+    return files
+
+
 def _bounded_map(fn: Callable, items: Sequence, workers: int, window: int) -> Iterator:
     """``map(fn, items)`` in order on a thread pool, with at most ``window`` items in flight
     (memory stays flat however many items there are)."""
@@ -820,8 +835,9 @@ class InceptionFeatures:
         keep_features: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> FIDStatistics:
-        """Statistics of a folder, a list of files, an ``.npz`` file, a tensor ``N×C×H×W``,
-        a NumPy batch ``N×H×W×C``, or an iterable (e.g. a DataLoader) of tensor batches.
+        """Statistics of a folder, a list of files (or a ``.txt`` file listing them, one a
+        line, relative to its folder), an ``.npz`` file, a tensor ``N×C×H×W``, a NumPy batch
+        ``N×H×W×C``, or an iterable (e.g. a DataLoader) of tensor batches.
 
         Unreadable files are skipped (listed in ``skipped``, with an IQAWarning) unless
         ``strict``. Under ``torchrun``, files are sharded across ranks and the sums added.
@@ -836,6 +852,9 @@ class InceptionFeatures:
                 stats = FIDStatistics.load(p)
                 self._check_loaded(stats, p, keep_features)
                 return stats
+            if p.suffix.lower() == ".txt" and p.is_file():
+                files = _read_file_list(p)
+                return self._from_files(files, str(p), data_range, bit_depth, alpha, strict, keep_features, progress)
             if not p.exists():
                 raise ImageLoadError(f"{p}: no such folder or file")
             if not p.is_dir():

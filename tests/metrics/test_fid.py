@@ -486,6 +486,16 @@ def _folder_from(folder: Path, imgs: np.ndarray) -> list[Path]:
     return out
 
 
+def test_txt_file_list_equals_the_list_of_paths(ext64, folders, tmp_path):
+    files = sorted(folders["a80"].glob("*.png"))[:6]
+    listing = folders["a80"].parent / "list.txt"
+    listing.write_text("# six images\n" + "\n".join(f"a80/{f.name}" for f in files) + "\n\n")
+    from_txt = ext64.statistics(listing)
+    from_list = ext64.statistics(files)
+    assert from_txt.n == 6
+    np.testing.assert_array_equal(from_txt.sum_outer, from_list.sum_outer)
+
+
 def test_unreadable_files_are_skipped_and_counted(ext64, folders, tmp_path):
     d = tmp_path / "mixed"
     d.mkdir()
