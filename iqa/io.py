@@ -18,8 +18,10 @@ Torch is imported only when a tensor is actually passed in.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -93,12 +95,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; both are refused.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
-                arr = _decode_pillow(im, p)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        im = _open_pillow(p)
+        with im:
+            arr = _decode_pillow(im, p)
+    except Image.DecompressionBombError as exc:
         raise ImageLoadError(
             f"{p}: refused as a possible decompression bomb ({exc}); "
             "if the file is trusted, raise PIL.Image.MAX_IMAGE_PIXELS"
@@ -111,6 +111,30 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         # Pillow reports truncated and corrupt data as OSError (or SyntaxError for bad headers).
         raise ImageLoadError(f"{p}: cannot decode ({exc}); the file is truncated or corrupt") from None
     return arr
+
+
+# Image.open parses only the header; it runs under a lock because catching its warnings
+# changes process-wide state (warnings filters are not thread-safe before Python 3.14).
+_OPEN_LOCK = threading.Lock()
+
+
+def _open_pillow(path: str) -> Any:
+    """``Image.open`` that refuses decompression bombs and keeps Pillow's warnings quiet.
+
+    Pillow warns above ``MAX_IMAGE_PIXELS`` and raises above twice that; iqa refuses both.
+    Other warnings while parsing a header (e.g. corrupt EXIF in a truncated TIFF) are
+    dropped: the library never prints, and a broken file fails with an error when decoded.
+    """
+    from PIL import Image
+
+    with _OPEN_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        im = Image.open(path)
+    for w in caught:
+        if issubclass(w.category, Image.DecompressionBombWarning):
+            im.close()
+            raise Image.DecompressionBombError(str(w.message))
+    return im
 
 
 def _png_bit_depth(path: str) -> int:
@@ -163,16 +187,18 @@ def _decode_opencv(path: str, fallback: bool = False) -> np.ndarray:
     import cv2
 
     data = np.fromfile(path, dtype=np.uint8)
-    # OpenCV logs decoder warnings on stderr; the library never prints, so silence them here.
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
+    if data[:8].tobytes() == _PNG_SIGNATURE and b"IEND" not in data[-64:].tobytes():
+        # libpng prints its own complaint about a cut-off stream on stderr: refuse it first.
+        raise ImageLoadError(f"{path}: cannot decode (no PNG end chunk); the file is truncated")
+    with _quiet_opencv(cv2):
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # UNCHANGED: EXIF orientation ignored
-    finally:
-        cv2.utils.logging.setLogLevel(level)
     if img is None:
-        if fallback:
+        if fallback and not path.lower().endswith(IMAGE_EXTENSIONS):
             raise ImageLoadError(f"{path}: not an image file (no decoder recognises it)")
+        if fallback:
+            raise ImageLoadError(
+                f"{path}: cannot decode: not a valid image file, or truncated or corrupt"
+            )
         raise ImageLoadError(f"{path}: cannot decode; the file is truncated or corrupt")
     if img.ndim == 3:
         if img.shape[2] == 3:
@@ -184,6 +210,31 @@ def _decode_opencv(path: str, fallback: bool = False) -> np.ndarray:
     if img.dtype not in (np.uint8, np.uint16, np.float32):
         raise ImageLoadError(f"{path}: unsupported sample type {img.dtype}")
     return np.ascontiguousarray(img)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_CV_QUIET_LOCK = threading.Lock()
+_cv_quiet_users = 0
+_cv_saved_level = 0
+
+
+@contextlib.contextmanager
+def _quiet_opencv(cv2: Any) -> Iterator[None]:
+    """Silence OpenCV's logger while any thread decodes (the library never prints); the
+    user's level is restored when the last decoding thread leaves."""
+    global _cv_quiet_users, _cv_saved_level
+    with _CV_QUIET_LOCK:
+        if _cv_quiet_users == 0:
+            _cv_saved_level = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        _cv_quiet_users += 1
+    try:
+        yield
+    finally:
+        with _CV_QUIET_LOCK:
+            _cv_quiet_users -= 1
+            if _cv_quiet_users == 0:
+                cv2.utils.logging.setLogLevel(_cv_saved_level)
 
 
 def _png_color_type(path: str) -> int:
@@ -211,8 +262,11 @@ def iter_image_files(folder: str | os.PathLike) -> list[Path]:
         if real in seen:
             raise ImageLoadError(f"{d}: symbolic link loop (leads back to {real})")
         seen = seen | {real}
-        with os.scandir(d) as it:
-            entries = sorted(it, key=lambda e: e.name)
+        try:
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            raise ImageLoadError(f"{d}: cannot list the folder ({exc.strerror or exc})") from None
         for e in entries:
             path = Path(e.path)
             if e.is_dir(follow_symlinks=True):
@@ -430,6 +484,21 @@ def _check_finite(data: Any, backend: str, name: str) -> None:
                 raise RangeError(f"{name}: contains NaN or infinite values")
 
 
+def _check_fits(data: Any, backend: str, data_range: float, name: str) -> None:
+    """Integer samples must not exceed a data range narrower than their type (``bit_depth``
+    or an explicit ``data_range``): such a score would be silently wrong."""
+    is_int = data.dtype.kind == "u" if backend == "numpy" else not data.is_floating_point()
+    if not is_int or data_range >= 2 ** _dtype_info(data.dtype, name)[1] - 1:
+        return
+    peak = float(data.max())
+    if peak > data_range:
+        raise RangeError(
+            f"{name}: contains values up to {peak:g}, above the data range {data_range:g}; "
+            "check bit_depth/data_range (16-bit files often store 10- or 12-bit data "
+            "shifted to the top bits: then omit bit_depth)"
+        )
+
+
 def _split_alpha(data: Any, backend: str) -> tuple[Any, Any | None]:
     c = data.shape[-1] if backend == "numpy" else data.shape[1]
     if c not in (2, 4):
@@ -508,6 +577,7 @@ def prepare_image(
     data, backend, batched, name = _raw(image, role)
     dr = resolve_data_range(data.dtype, data_range, bit_depth, name)
     _check_finite(data, backend, name)
+    _check_fits(data, backend, dr, name)
     (data,), notes = _apply_alpha([(data, name)], backend, dr, alpha)
     return Prepared(
         pixels=_convert(data, backend),
@@ -569,6 +639,7 @@ def prepare_pair(
         raise ShapeError(f"{n_ref} is on {ref.device} but {n_dist} is on {dist.device}")
     for d, n in ((ref, n_ref), (dist, n_dist)):
         _check_finite(d, backend, n)
+        _check_fits(d, backend, dr, n)
     (ref, dist), notes = _apply_alpha([(ref, n_ref), (dist, n_dist)], backend, dr, alpha)
     if ref.shape != dist.shape or batched_ref != batched_dist:
         c_ref = ref.shape[-1] if backend == "numpy" else ref.shape[1]

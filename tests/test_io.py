@@ -137,8 +137,11 @@ def test_empty_file(tmp_path):
 
 def test_not_an_image(tmp_path):
     (tmp_path / "t.png").write_text("this is text, not pixels")
-    with pytest.raises(ImageLoadError, match=r"t\.png: not an image file"):
+    with pytest.raises(ImageLoadError, match=r"t\.png: cannot decode: not a valid image file"):
         read_image(tmp_path / "t.png")
+    (tmp_path / "notes.txt").write_text("this is text, not pixels")
+    with pytest.raises(ImageLoadError, match=r"notes\.txt: not an image file"):
+        read_image(tmp_path / "notes.txt")
 
 
 def test_directory(tmp_path):
@@ -356,7 +359,7 @@ def test_opaque_alpha_against_no_alpha(rng):
 
 
 def test_prepare_image(tmp_path, rng):
-    a = rng.integers(0, 65536, (8, 9, 3), dtype=np.uint16)
+    a = rng.integers(0, 4096, (8, 9, 3), dtype=np.uint16)
     prep = prepare_image(write_png(tmp_path / "a.png", a), bit_depth=12)
     assert prep.data_range == 4095 and prep.size == (8, 9) and prep.channels == 3
     assert prep.source_dtype == "uint16"
@@ -422,3 +425,68 @@ def test_huge_finite_values_are_not_mistaken_for_inf():
     assert prepare_pair(big, big, data_range=float(big.max())).data_range > 0
     t = torch.full((1, 8, 8), torch.finfo(torch.float16).max, dtype=torch.float16)
     assert prepare_pair(t, t, data_range=1.0).backend == "torch"
+
+
+def test_bit_depth_that_does_not_fit_the_data_is_an_error(tmp_path, rng):
+    full = rng.integers(0, 65536, (8, 8, 3), dtype=np.uint16)
+    full[0, 0, 0] = 65535
+    with pytest.raises(RangeError, match=r"values up to 65535, above the data range 1023"):
+        prepare_pair(full, full, bit_depth=10)
+    ten_bit = (full >> 6).astype(np.uint16)
+    assert prepare_pair(ten_bit, ten_bit, bit_depth=10).data_range == 1023
+    with pytest.raises(RangeError, match="above the data range 100"):
+        prepare_image(np.full((4, 4), 200, np.uint8), data_range=100)
+
+
+def test_truncated_16bit_png_prints_nothing_even_from_libpng(tmp_path, rng):
+    import subprocess
+    import sys
+
+    arr = rng.integers(0, 65536, (64, 64, 3), dtype=np.uint16)
+    data = write_png(tmp_path / "full.png", arr).read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    code = (
+        "from iqa.io import read_image\n"
+        "try:\n    read_image(r'%s')\nexcept OSError as e:\n    print(e)\n" % (tmp_path / "cut.png")
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stderr == ""  # C libraries write straight to the stderr file descriptor
+    assert "cut.png: cannot decode" in proc.stdout and "truncated" in proc.stdout
+
+
+def test_truncated_tiff_is_quiet_and_says_truncated(tmp_path, rng, capfd):
+    arr = rng.integers(0, 65536, (64, 64, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "t.tif"), arr)
+    data = (tmp_path / "t.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageLoadError, match=r"cut\.tif: cannot decode.*truncated or corrupt"):
+        read_image(tmp_path / "cut.tif")
+    assert capfd.readouterr().err == ""
+
+
+def test_decompression_bomb_check_is_thread_safe(tmp_path, monkeypatch):
+    import threading
+    import warnings
+
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "bomb.png")  # warn-only zone
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "ok.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    filters_before = list(warnings.filters)
+    decoded_bombs = []
+
+    def work(i):
+        for _ in range(40):
+            try:
+                read_image(tmp_path / ("bomb.png" if i % 2 else "ok.png"))
+                if i % 2:
+                    decoded_bombs.append(i)
+            except ImageLoadError:
+                pass
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert decoded_bombs == []
+    assert list(warnings.filters) == filters_before
