@@ -70,7 +70,7 @@ def extraction_options(f: Callable) -> Callable:
         click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True,
                      help="Images per forward pass."),
         click.option("--workers", type=click.IntRange(min=0), default=None,
-                     help="Threads that decode and resize while the network runs [default: min(4, CPUs)]."),
+                     help="Threads that decode images (and resize them in clean mode) while the network runs [default: min(4, CPUs)]."),
         click.option("--device", default=None, help="torch device, e.g. cpu or cuda:0 [default: cuda if available]."),
         click.option("--weights", type=click.Path(dir_okay=False), default=None,
                      help="Inception weights file in pytorch-fid's layout (overrides the registry's inception-fid)."),
