@@ -58,6 +58,12 @@ def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+def _why(res: subprocess.CompletedProcess) -> str:
+    """The workers' own messages first (torchrun's summary at the end hides them)."""
+    err = res.stderr
+    return err if len(err) < 6000 else err[:3000] + "\n...\n" + err[-3000:]
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from PIL import Image
@@ -79,7 +85,7 @@ def test_two_gloo_processes_equal_one(setup, tmp_path):
     weights, _, (folder, _) = setup
     (tmp_path / "run.py").write_text(SCRIPT)
     res = _torchrun([str(tmp_path / "run.py"), str(folder), str(weights), str(tmp_path)], tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.returncode == 0, _why(res)
     infos = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [i["world"] for i in infos] == [2, 2]
     shards = [set(i["shard"]) for i in infos]
@@ -109,7 +115,7 @@ def test_cli_under_torchrun_reports_once_with_the_same_fid(setup, tmp_path):
     weights, _, (a, b) = setup
     exe = Path(sys.executable).with_name("iqa")
     res = _torchrun(["--no-python", str(exe), "fid", str(a), str(b), "--dims", "64", "--weights", str(weights), "--workers", "1"], tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.returncode == 0, _why(res)
     lines = res.stdout.split()
     assert len(lines) == 1  # rank 0 alone prints
     ext = F.InceptionFeatures(dims=64, weights=weights, workers=1)
