@@ -405,7 +405,13 @@ def _download(
     except OSError as exc:
         raise WeightsError(f"{target.parent}: cannot create the cache folder ({exc.strerror}); "
                            "set IQA_CACHE_DIR to a writable folder") from None
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{entry.filename}.", suffix=".part")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{entry.filename}.", suffix=".part")
+    except OSError as exc:
+        raise WeightsError(
+            f"{target.parent}: cannot write to the cache folder ({exc.strerror or exc}); set "
+            f"IQA_CACHE_DIR to a writable folder {entry.override_hint}"
+        ) from None
     tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()

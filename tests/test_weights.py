@@ -9,6 +9,7 @@ network anyway).
 from __future__ import annotations
 
 import hashlib
+import os
 import http.server
 import re
 import socket
@@ -379,3 +380,24 @@ def test_cli_list_verify_download(server, tmp_path, monkeypatch):
     assert res.exit_code == 1 and "IQA_OFFLINE=1" in res.stderr
     res = runner.invoke(main, ["weights", "download", "nope"])
     assert res.exit_code == 2
+
+
+def test_unwritable_cache_folder_is_a_weights_error(tmp_path, monkeypatch):
+    register(monkeypatch, "http://127.0.0.1:9/never.pth", b"x")
+    folder = weights.target_path("testnet").parent
+    folder.mkdir(parents=True)
+    if os.geteuid() == 0:  # root writes through permission bits: make the refusal explicit
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied", str(folder))
+
+        monkeypatch.setattr(weights.tempfile, "mkstemp", refuse)
+    else:
+        folder.chmod(0o555)
+    try:
+        with pytest.raises(WeightsError) as err:
+            weights.download("testnet")
+    finally:
+        folder.chmod(0o755)
+    msg = str(err.value)
+    assert msg.startswith(f"{folder}: cannot write to the cache folder (Permission denied)")
+    assert "IQA_CACHE_DIR" in msg and "\n" not in msg
