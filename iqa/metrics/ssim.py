@@ -551,8 +551,10 @@ def _run_planes(job: Any, count: int) -> list[Any]:
         if _POOL is None or _POOL_SIZE < threads - 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            if _POOL is not None:
-                _POOL.shutdown(wait=False)
+            # A larger budget replaces the pool, but the old one is never shut down: another
+            # caller may hold it and be about to submit (the batch scorer calls SSIM from
+            # several threads). It is dropped instead; once its last caller returns it is
+            # garbage-collected and its idle workers exit.
             _POOL = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="iqa-ssim")
             _POOL_SIZE = threads - 1
         pool = _POOL

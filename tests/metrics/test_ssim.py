@@ -500,3 +500,62 @@ def test_bands_and_strips_cover_the_valid_region_exactly(rng, monkeypatch):
     small_bands = ms_ssim(ref, dist, scales=2)  # the cs terms take the same path
     monkeypatch.undo()
     assert abs(small_bands - ms_ssim(ref, dist, scales=2)) < 1e-13
+
+
+def test_concurrent_callers_survive_a_growing_thread_budget(rng, monkeypatch):
+    # The batch scorer (iqa score --workers N) calls SSIM from several threads. Raising the
+    # thread budget replaces the pool while another caller may hold the old one and be about
+    # to submit to it: that caller must not find its pool shut down. A tiny switch interval
+    # makes the interleaving likely; the budget climbs so the pool is replaced many times.
+    import sys
+    import threading
+    import time
+
+    import iqa.metrics.ssim as ssim_module
+
+    top = 24
+    ref, dist = distorted_pair(rng, (8, 16, 16, 3))  # 24 planes: every budget up to 24 is used
+    monkeypatch.setattr(ssim_module, "_thread_budget", lambda: 1)
+    expected = ssim(ref, dist)
+    budget = [2]
+    monkeypatch.setattr(ssim_module, "_thread_budget", lambda: budget[0])
+    monkeypatch.setattr(ssim_module, "_POOL", None)
+    monkeypatch.setattr(ssim_module, "_POOL_SIZE", 0)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def caller() -> None:
+        try:
+            while not stop.is_set():
+                np.testing.assert_array_equal(ssim(ref, dist), expected)
+        except BaseException as exc:  # reported by the test's thread below
+            errors.append(exc)
+            stop.set()
+
+    already_running = set(threading.enumerate())
+    callers = [threading.Thread(target=caller, daemon=True) for _ in range(4)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in callers:
+            t.start()
+        for n in range(3, top + 1):
+            for _ in range(3):  # a few rounds of calls at each budget
+                if stop.wait(0.003):
+                    break
+            budget[0] = n
+    finally:
+        stop.set()
+        for t in callers:
+            t.join(timeout=60)
+        sys.setswitchinterval(switch)
+    assert not any(t.is_alive() for t in callers), "a caller hung"
+    assert not errors, repr(errors[0])
+    # The replaced pools are not leaked: once their callers return, their workers exit.
+    deadline = time.monotonic() + 10
+    while True:
+        workers = [t for t in threading.enumerate() if t.name.startswith("iqa-ssim") and t not in already_running]
+        if len(workers) <= ssim_module._POOL_SIZE or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert len(workers) <= ssim_module._POOL_SIZE
