@@ -159,7 +159,13 @@ def _limit_threads(threads: int, torch_too: bool) -> None:
     "verified download), as for iqa lpips --backbone-weights.",
 )
 @click.option("--device", default="auto", show_default=True, help="Where LPIPS runs: auto, cpu, cuda, cuda:1, ...")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Pairs per LPIPS batch.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Pairs per LPIPS batch (fewer for large images: at most about 8 megapixels are held at once).",
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -220,8 +226,9 @@ def score_cmd(
     error. A pair or metric that fails leaves its cells empty with the reason in `error`;
     the others are still scored. Rows are flushed as they complete (--resume continues an
     interrupted run); at the end the file is rewritten in sorted pair order and the settings
-    go to OUTPUT.meta.json. Identical images' PSNR is `inf` in CSV and null (with an empty
-    error) in JSON. A summary goes to stderr. Exit code 1 if any pair or metric failed.
+    go to OUTPUT.meta.json. Identical images' PSNR is `inf` in CSV and the string "inf" in
+    JSON/JSONL (float() reads both); an empty cell (null) always means failed. A summary goes
+    to stderr. Exit code 1 if any pair or metric failed.
 
     Under torchrun each rank scores its own share and rank 0 merges the results.
 
@@ -246,6 +253,11 @@ def score_cmd(
     if fmt is None:
         suffix = Path(output).suffix.lower() if output else ""
         fmt = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "csv")
+    wanted = scoring.metric_names(metrics or scoring.DEFAULT_METRICS)
+    try:
+        scoring.check_device(device, cuda="lpips" in wanted)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device") from None
     settings = scoring.ScoreSettings(
         metrics=metrics or scoring.DEFAULT_METRICS,
         data_range=data_range,

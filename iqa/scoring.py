@@ -13,9 +13,10 @@ Rows:
     empty and the reason in ``error`` as ``"ms_ssim: ..."``, the other cells still count.
 
 Non-finite values:
-    PSNR of identical images is ``+inf``. CSV writes ``inf`` (pandas and ``float()`` read it
-    back); JSON and JSONL, which have no infinity, write ``null`` in a row whose ``error`` is
-    empty. A ``null`` in a row without an error therefore always means ``+inf``.
+    PSNR of identical images is ``+inf``. CSV writes ``inf``; JSON and JSONL, which have no
+    infinity, write the string ``"inf"`` in that cell. ``float()`` (and pandas'
+    ``to_numeric``) read both back as ``+inf``. An empty cell (``null`` in JSON) always means
+    that the metric failed for that pair, with the reason in ``error``.
 
 Files:
     Rows are appended and flushed as they complete, so an interrupted run loses nothing that
@@ -36,10 +37,11 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import sys
 import threading
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,7 @@ __all__ = [
     "ScoreSettings",
     "ScoreStats",
     "Scorer",
+    "check_device",
     "iter_scores",
     "metric_names",
     "pair_folders",
@@ -83,6 +86,14 @@ FORMATS = ("csv", "json", "jsonl")
 PSNR_MEANS = ("finite", "pooled")
 
 KILL_ENV = "IQA_TEST_KILL_AFTER_ROWS"
+
+#: Pixels (images × height × width) of prepared pairs held for one round of LPIPS batches:
+#: with ``batch_size`` this bounds the memory of the buffer (float32, about 200 MB for RGB
+#: at this size, reference and distorted together) whatever the image size.
+LPIPS_BUFFER_PIXELS = 1 << 23
+
+#: How JSON and JSONL write non-finite values (JSON has no infinity); ``float()`` reads them.
+_NON_FINITE_TEXT = {math.inf: "inf", -math.inf: "-inf"}
 
 _PAIR_COLUMNS = ("reference", "distorted")
 
@@ -231,14 +242,20 @@ def read_pairs_file(
     Files that do not exist become rows with an error when scored, not a failure here.
 
     Raises:
-        IQAError: the file is missing, has no such columns, has an empty cell or lists a
-            pair twice.
+        IQAError: the file is missing or not UTF-8 text, has no such columns, has a row with
+            more cells than the header or an empty cell, or lists a pair twice.
     """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise IQAError(f"{p}: cannot read the pair list ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        text_line = exc.object[: exc.start].count(b"\n") + 1
+        raise IQAError(
+            f"{p}:{text_line}: the pair list is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+            "save it as UTF-8 CSV"
+        ) from None
     reader = csv.DictReader(io.StringIO(text))
     fields = [f.strip() for f in (reader.fieldnames or [])]
     if "reference" not in fields or "distorted" not in fields:
@@ -249,7 +266,16 @@ def read_pairs_file(
     ref_root = Path(reference_dir) if reference_dir is not None else base
     dist_root = Path(distorted_dir) if distorted_dir is not None else base
     jobs, seen = [], set()
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num  # the physical line where this row ends
+        if None in row:
+            extra = [v for v in row[None] if v.strip()]
+            if extra:
+                raise IQAError(
+                    f"{p}:{line}: {len(fields) + len(row[None])} cells but the header has "
+                    f"{len(fields)} ({', '.join(fields)}); quote paths that contain a comma"
+                )
+            del row[None]  # trailing empty cells (a trailing comma)
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
         ref, dist = row.get("reference", ""), row.get("distorted", "")
         if not ref and not dist and not any(row.values()):
@@ -279,7 +305,9 @@ class ScoreSettings:
             LPIPS always sees the whole RGB image, as ``iqa lpips`` does.
         lpips_net, lpips_version, lpips_weights: the LPIPS network, its linear-layer version
             and an optional local file of backbone weights (torchvision format).
-        device: where LPIPS runs (``"auto"``, ``"cpu"``, ``"cuda"``, ...).
+        device: where LPIPS runs (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``); checked
+            at construction (see :func:`check_device`), so a missing GPU stops a run before
+            its first pair rather than failing every row.
     """
 
     metrics: tuple[str, ...] = DEFAULT_METRICS
@@ -305,6 +333,7 @@ class ScoreSettings:
             raise ValueError(f"crop_border must be a non-negative integer, got {self.crop_border!r}")
         if self.lpips_weights is not None:
             object.__setattr__(self, "lpips_weights", os.fspath(self.lpips_weights))
+        check_device(self.device, cuda="lpips" in self.metrics)
 
     def provenance(self) -> dict[str, Any]:
         """The settings that change a number, for metadata and for comparing runs.
@@ -335,6 +364,32 @@ class ScoreSettings:
         return out
 
 
+def check_device(device: str, *, cuda: bool = True) -> None:
+    """Check a ``device`` setting once, before any pair is scored.
+
+    Args:
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        cuda: also check that CUDA (and device ``N``) is there; this imports torch, so it
+            is done only when a network metric will run.
+
+    Raises:
+        ValueError: a malformed device, or CUDA requested on a machine without it.
+    """
+    d = str(device)
+    if d not in ("auto", "cpu") and not re.fullmatch(r"cuda(:[0-9]+)?", d):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if cuda and d.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {d!r} requested but CUDA is not available on this machine; use 'cpu' or 'auto'")
+        index = int(d.split(":")[1]) if ":" in d else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {d!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+
+
 def _lpips_provenance(settings: ScoreSettings) -> dict[str, Any]:
     from iqa.metrics import lpips as lpips_mod
 
@@ -357,12 +412,15 @@ class PairScore:
         values: metric name → value: a float for files and single NumPy images, an array
             for a NumPy batch, a tensor for tensors; ``None`` when the metric failed.
         error: empty, or the reasons (``"ms_ssim: ..."``), ``"; "``-separated.
+        notes: conventions the image layer applied (e.g. ``"alpha channel fully opaque:
+            dropped"``); they change no number but are counted in the summary.
     """
 
     reference: str
     distorted: str
     values: dict[str, Any]
     error: str = ""
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -501,12 +559,16 @@ class ScoreStats:
         self._stats = {m: _MetricStats() for m in self.metrics}
         self.pairs = 0
         self.pairs_with_errors = 0
+        #: note → number of pairs it applied to (see :attr:`PairScore.notes`).
+        self.notes: Counter[str] = Counter()
 
-    def add(self, values: dict[str, Any], error: str = "") -> None:
-        """Count one scored item: ``values`` maps metrics to values (``None`` = failed).
+    def add(self, values: dict[str, Any], error: str = "", notes: Iterable[str] = ()) -> None:
+        """Count one scored item: ``values`` maps metrics to values (``None`` = failed),
+        ``notes`` the image layer's notes on the pair.
 
         A batch value (array or tensor) counts each of its images.
         """
+        self.notes.update(set(notes))
         n_items = 1
         for m in self.metrics:
             v = values.get(m)
@@ -528,6 +590,7 @@ class ScoreStats:
             self._stats[m].merge(other._stats[m])
         self.pairs += other.pairs
         self.pairs_with_errors += other.pairs_with_errors
+        self.notes.update(other.notes)
 
     def means(self, psnr_mean: str = "finite") -> dict[str, float | None]:
         """Metric → mean (``None`` when nothing was scored)."""
@@ -563,7 +626,13 @@ class ScoreStats:
                     if total and s.nmse_sum == 0:
                         d["mean_note"] = "all pairs identical: pooled PSNR is +inf"
             metrics[m] = d
-        return {"pairs": self.pairs, "pairs_with_errors": self.pairs_with_errors, "psnr_mean": psnr_mean, "metrics": metrics}
+        return {
+            "pairs": self.pairs,
+            "pairs_with_errors": self.pairs_with_errors,
+            "psnr_mean": psnr_mean,
+            "metrics": metrics,
+            "notes": dict(sorted(self.notes.items())),
+        }
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -588,6 +657,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         if psnr.get("mean_note"):
             note += f"; {psnr['mean_note']}"
         lines.append(note)
+    for note, count in (summary.get("notes") or {}).items():
+        lines.append(f"note: {note}: {count} pair(s)")
     lines.append(f"{summary['pairs']} pair(s), {summary['pairs_with_errors']} with errors")
     return "\n".join(lines)
 
@@ -636,7 +707,7 @@ class Scorer:
         for m in self.settings.metrics:
             raw = _lpips(pair, self.settings) if m == "lpips" else _classic(m, pair, self.settings)
             values[m] = pair.result(raw)
-        self.stats.add(values)
+        self.stats.add(values, notes=pair.notes)
         return values
 
     def iter_scores(self, items: Iterable[Any], *, workers: int = 1) -> Iterator[PairScore]:
@@ -647,7 +718,7 @@ class Scorer:
         threads (decoders and OpenCV release the GIL); results keep the input order.
         """
         for score, _pair in _iter_scored(items, self.settings, workers=workers, keep_pair=False):
-            self.stats.add(score.values, score.error)
+            self.stats.add(score.values, score.error, score.notes)
             yield score
 
     def summary(self, psnr_mean: str = "finite") -> dict[str, Any]:
@@ -735,7 +806,14 @@ def _score_item(
             maps.write_ssim(dn, pair)
         except Exception as exc:
             errors.append(f"ssim map: {_one_line(exc)}")
-    return PairScore(rn, dn, values, "; ".join(errors)), (pair if keep_pair else None)
+    score = PairScore(rn, dn, values, "; ".join(errors), pair.notes)
+    if not keep_pair:
+        return score, None
+    if pair.backend == "numpy":
+        # Held for LPIPS, which runs in float32: rounding here gives the very values the
+        # network would see (half the memory of float64 while the pair waits for its batch).
+        pair = pair.with_pixels(pair.reference.astype(np.float32), pair.distorted.astype(np.float32))
+    return score, pair
 
 
 def _is_fatal(exc: BaseException) -> bool:
@@ -797,7 +875,8 @@ def _csv_cell(v: Any) -> str:
 
 def _json_value(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
-        return None  # JSON has no infinity: null in a row without an error means +inf
+        # JSON has no infinity: the cell says it in text that float() reads back.
+        return _NON_FINITE_TEXT.get(v, "nan")
     return v
 
 
@@ -852,7 +931,9 @@ class _RowWriter:
 def _parse_value(text: Any, fmt: str) -> Any:
     if fmt == "csv":
         return float(text) if text not in ("", None) else None
-    return None if text is None else float(text)
+    if isinstance(text, bool):
+        raise ValueError("not a number")
+    return None if text is None else float(text)  # "inf" in JSON is +inf
 
 
 def _normalise_row(raw: dict[str, Any], columns: list[str], fmt: str) -> dict[str, Any] | None:
@@ -865,8 +946,8 @@ def _normalise_row(raw: dict[str, Any], columns: list[str], fmt: str) -> dict[st
             row[c] = _parse_value(raw[c], fmt)
         except (TypeError, ValueError):
             return None
-        if row[c] is None and not error:
-            row[c] = math.inf  # JSON's null in a row without an error
+        if row[c] is None and not error and fmt != "csv":
+            row[c] = math.inf  # earlier files wrote +inf as null in a JSON row without an error
     row["error"] = error
     return row
 
@@ -926,22 +1007,66 @@ def _write_atomic(
 
     ``finished=False`` leaves a JSON document open so that rows can be appended to it.
     """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
-        w = _RowWriter(fh, fmt, columns, metadata)
-        for row in rows:
-            w.write(row)
-        if finished:
-            w.close()
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            w = _RowWriter(fh, fmt, columns, metadata)
+            for row in rows:
+                w.write(row)
+            if finished:
+                w.close()
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, exc) from None
 
 
 def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = _tmp_path(path)
+    try:
+        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, exc) from None
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _write_error(path: Path, exc: OSError) -> IQAError:
+    return IQAError(
+        f"{path}: cannot write ({exc.strerror or exc}); choose a writable location with -o/--output"
+    )
+
+
+def _check_writable(path: Path) -> None:
+    """Create and remove a file next to ``path``: the folder must take new files (the
+    sidecar, temporary files, the final rename). An existing ``path`` must be writable too.
+
+    Raises:
+        IQAError: naming ``path`` and the system's reason.
+    """
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8"):
+            pass
+        tmp.unlink()
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise IQAError(
+            f"{path}: cannot create files in {path.parent} ({exc.strerror or exc}); choose a "
+            "writable location with -o/--output"
+        ) from None
+    if path.exists():
+        try:
+            with open(path, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise _write_error(path, exc) from None
 
 
 def meta_path(output: str | os.PathLike) -> Path:
@@ -1059,8 +1184,9 @@ def score_to_file(
         too on rank 0 (empty on the other ranks).
 
     Raises:
-        IQAError: the output exists without ``resume``/``overwrite``, or resuming with
-            different settings; WeightsError when the LPIPS weights cannot be loaded.
+        IQAError: the output exists without ``resume``/``overwrite``, cannot be written
+            (checked before any pair is scored), or resuming with different settings;
+            WeightsError when the LPIPS weights cannot be loaded.
     """
     from iqa.distributed import DistContext, shard
 
@@ -1069,6 +1195,14 @@ def score_to_file(
     if maps_dir is not None and not {"ssim", "lpips"} & set(settings.metrics):
         raise ValueError("maps are drawn for ssim and lpips: request one of them")
     ctx = ctx or DistContext()
+    out_path = Path(output) if output is not None else None
+    if out_path is not None:
+        # Before anything costly (weights, decoding): a run that cannot save must not start.
+        if not out_path.parent.is_dir():
+            raise IQAError(f"{out_path}: the folder {out_path.parent} does not exist; create it first")
+        if out_path.is_dir():
+            raise IQAError(f"{out_path}: is a folder; name a file with -o/--output")
+        _check_writable(out_path)
     columns = _columns(settings.metrics)
     metadata = {
         "format": fmt,
@@ -1076,20 +1210,20 @@ def score_to_file(
         "settings": settings.provenance(),
         "reference_root": os.path.abspath(roots[0]) if roots else None,
         "distorted_root": os.path.abspath(roots[1]) if roots else None,
-        "non_finite": "PSNR of identical images is +inf: 'inf' in CSV; null in JSON rows whose error is empty",
+        "non_finite": (
+            "PSNR of identical images is +inf: inf in CSV, the string \"inf\" in JSON and JSONL "
+            "(float() reads both); an empty cell or null means the metric failed, the reason is in error"
+        ),
     }
     keys = {j.key for j in jobs}
     kept: dict[tuple[str, str], dict[str, Any]] = {}
     dropped = 0
-    out_path = Path(output) if output is not None else None
     if out_path is None:
         if resume:
             raise IQAError("resuming needs an output file (-o)")
         if ctx.active:
             raise IQAError("a distributed run needs an output file (-o) for the ranks to merge into")
     else:
-        if not out_path.parent.is_dir():
-            raise IQAError(f"{out_path}: the folder {out_path.parent} does not exist; create it first")
         meta_file = meta_path(out_path)
         exists = out_path.exists()
         if exists and not (resume or overwrite):
@@ -1123,25 +1257,32 @@ def score_to_file(
     mine = shard(pending, ctx) if len(pending) >= ctx.world_size else pending[ctx.rank :: ctx.world_size]
     if out_path is None:
         sink, target, header = stream if stream is not None else sys.stdout, None, True
-    elif ctx.active:
-        target = _part_path(out_path, ctx.rank)
-        sink, header = open(target, "w", encoding="utf-8", errors="surrogateescape", newline=""), True
     else:
-        target = out_path
-        sink = open(out_path, "a", encoding="utf-8", errors="surrogateescape", newline="")
-        header = False
+        target = _part_path(out_path, ctx.rank) if ctx.active else out_path
+        header = ctx.active
+        try:
+            sink = open(target, "w" if ctx.active else "a", encoding="utf-8", errors="surrogateescape", newline="")
+        except OSError as exc:
+            raise _write_error(target, exc) from None
     # Part files are CSV whatever the output format: it keeps inf and every digit.
     part_fmt = "csv" if ctx.active else fmt
     writer = _RowWriter(sink, part_fmt, columns, metadata, header=header, first=header or not kept)
     new_rows: list[dict[str, Any]] = []
+    notes: Counter[str] = Counter()
     kill_after = _kill_after() if target is not None else None
     written = 0
     try:
         maps = _MapWriter(maps_dir, settings) if maps_dir is not None else None
         for score in _score_jobs(mine, settings, workers=workers, batch_size=batch_size, maps=maps):
             row = _row_of(score)
-            writer.write(row)
+            try:
+                writer.write(row)
+            except OSError as exc:
+                if target is None:
+                    raise
+                raise _write_error(target, exc) from None
             new_rows.append(row)
+            notes.update(set(score.notes))
             written += 1
             if kill_after is not None and written >= kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -1157,8 +1298,13 @@ def score_to_file(
     if out_path is None:
         for r in new_rows:
             stats.add({m: r[m] for m in settings.metrics}, r["error"])
+        stats.notes.update(notes)
         return ScoreRun(stats=stats, rows=len(new_rows), scored=len(new_rows), failed=n_failed_here)
 
+    # Notes are not columns: count them over the pairs decoded by this run, on every rank.
+    all_notes: Counter[str] = Counter()
+    for d in ctx.gather(dict(notes)):
+        all_notes.update(d)
     ctx.barrier()
     if ctx.is_main:
         rows = dict(kept)
@@ -1175,7 +1321,19 @@ def score_to_file(
             stale.unlink()
         for row in ordered:
             stats.add({m: row[m] for m in settings.metrics}, row["error"])
-        _write_json_atomic(meta_path(out_path), {**metadata, "status": "complete", "pairs": len(jobs), "rows": len(ordered)})
+        stats.notes.update(all_notes)
+        _write_json_atomic(
+            meta_path(out_path),
+            {
+                **metadata,
+                "status": "complete",
+                "pairs": len(jobs),
+                "rows": len(ordered),
+                # note -> pairs it applied to, among the pairs decoded by this run (rows kept
+                # by --resume are not decoded again).
+                "notes": dict(sorted(all_notes.items())),
+            },
+        )
     # Every rank learns the merged totals (for its exit code) and how much each rank scored.
     shared = ctx.gather(
         {"scored": len(new_rows), "rows": stats.pairs, "failed": stats.pairs_with_errors}
@@ -1199,17 +1357,25 @@ def _score_jobs(
     jobs: Sequence[PairJob], settings: ScoreSettings, *, workers: int, batch_size: int, maps: "_MapWriter | None"
 ) -> Iterator[PairScore]:
     """Scores in job order: classic metrics (and SSIM maps) in worker threads, LPIPS here in
-    batches of same-size pairs."""
+    batches of same-size pairs.
+
+    The pairs waiting for LPIPS are held in float32 and flushed after ``batch_size`` pairs
+    or :data:`LPIPS_BUFFER_PIXELS` pixels, whichever comes first, so memory stays bounded
+    for large images too.
+    """
     if "lpips" not in settings.metrics:
         for score, _pair in _iter_scored(jobs, settings, workers=workers, keep_pair=False, maps=maps):
             yield score
         return
     buffer: list[tuple[PairScore, Pair | None]] = []
+    pixels = 0
     for item in _iter_scored(jobs, settings, workers=workers, keep_pair=True, maps=maps):
         buffer.append(item)
-        if len(buffer) >= batch_size:
+        if item[1] is not None:
+            pixels += math.prod(item[1].reference.shape[:3])  # N×H×W (NumPy pairs)
+        if len(buffer) >= batch_size or pixels >= LPIPS_BUFFER_PIXELS:
             yield from _flush_lpips(buffer, settings, batch_size, maps)
-            buffer = []
+            buffer, pixels = [], 0
     if buffer:
         yield from _flush_lpips(buffer, settings, batch_size, maps)
 
@@ -1236,17 +1402,21 @@ def _flush_lpips(
     for idx in groups.values():
         batch = None
         if len(idx) > 1:
+            stacked, singles = _stack_pairs(buffer, idx)
             try:
-                batch = run(_stack_pairs([buffer[i][1] for i in idx]))
+                batch = run(stacked)
             except Exception as exc:
                 if _is_fatal(exc):
                     raise
+            del stacked
+        else:
+            singles = [buffer[idx[0]][1]]
         for k, i in enumerate(idx):
             if batch is not None:
                 results[i] = (batch[0][k], None if batch[1] is None else batch[1][k], "")
                 continue
             try:
-                values, m = run(buffer[i][1])
+                values, m = run(singles[k])
                 results[i] = (values[0], None if m is None else m[0], "")
             except Exception as exc:
                 if _is_fatal(exc):
@@ -1266,14 +1436,31 @@ def _flush_lpips(
         yield score
 
 
-def _stack_pairs(pairs: list[Pair]) -> Pair:
-    first = pairs[0]
-    return first.with_pixels(
-        np.concatenate([p.reference for p in pairs]),
-        np.concatenate([p.distorted for p in pairs]),
-        batched=True,
-        names=(f"{first.names[0]} (+{len(pairs) - 1} more)", f"{first.names[1]} (+{len(pairs) - 1} more)"),
+def _stack_pairs(buffer: list[tuple[PairScore, Pair | None]], idx: list[int]) -> tuple[Pair, list[Pair]]:
+    """One float32 batch of the same-size pairs ``buffer[i]`` (``i`` in ``idx``), and each
+    pair again as a view into it (for a retry pair by pair).
+
+    Each pair is copied into a preallocated batch and released from ``buffer`` at once, so
+    the pixels exist about once, not twice (``np.empty`` pages are touched as they fill).
+    """
+    first = buffer[idx[0]][1]
+    n = len(idx)
+    ref = np.empty((n, *first.reference.shape[1:]), dtype=np.float32)
+    dist = np.empty_like(ref)
+    template = first.with_pixels(None, None)
+    del first
+    names = []
+    for k, i in enumerate(idx):
+        score, pair = buffer[i]
+        ref[k], dist[k] = pair.reference[0], pair.distorted[0]
+        names.append(pair.names)
+        buffer[i] = (score, None)
+        del pair
+    stacked = template.with_pixels(
+        ref, dist, batched=True, names=(f"{names[0][0]} (+{n - 1} more)", f"{names[0][1]} (+{n - 1} more)")
     )
+    singles = [template.with_pixels(ref[k : k + 1], dist[k : k + 1], names=names[k]) for k in range(n)]
+    return stacked, singles
 
 
 class _MapWriter:

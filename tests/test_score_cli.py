@@ -239,3 +239,76 @@ def test_lpips_column_and_maps(folders, tmp_path):
     assert len(list((maps / "ssim").rglob("*.png"))) == len(list((maps / "lpips").rglob("*.png"))) == 10
     meta = json.loads((tmp_path / "s.csv.meta.json").read_text())
     assert meta["settings"]["lpips"]["backbone"]["file"] == str(weights)
+
+
+# --------------------------------------------------------------------------------------
+# Review fixes: bad pair lists, unwritable output, infinity in JSON, device, notes
+# --------------------------------------------------------------------------------------
+
+
+def one_error_line(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("iqa: error: ")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_bad_pairs_files_are_one_line_errors(folders, tmp_path):
+    ref, dist = folders
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("reference,distorted\ng0/00.png,g0/00.png,extra\n")
+    result = run("score", ref, dist, "--pairs", pairs)
+    assert result.exit_code == 1
+    assert f"{pairs}:2: 3 cells but the header has 2" in one_error_line(result)
+    pairs.write_bytes(b"reference,distorted\n\xff.png,a.png\n")
+    result = run("score", ref, dist, "--pairs", pairs)
+    assert result.exit_code == 1
+    assert f"{pairs}:2: the pair list is not UTF-8 text" in one_error_line(result)
+
+
+def test_unwritable_output_is_a_one_line_error(folders):
+    ref, dist = folders
+    result = run("score", ref, dist, "-o", "/proc/x.csv")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert one_error_line(result).startswith("iqa: error: /proc/x.csv: cannot create files in /proc (")
+    assert "pair(s)" not in result.stderr  # stopped before scoring: no summary
+
+
+def test_jsonl_infinite_psnr_next_to_a_failed_metric(tmp_path, rng):
+    ref, dist = tmp_path / "ref", tmp_path / "dist"
+    ref.mkdir()
+    dist.mkdir()
+    a = rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)
+    write_png(ref / "a.png", a)
+    write_png(dist / "a.png", a)
+    result = run("score", ref, dist, "-m", "psnr,ms-ssim", "--format", "jsonl")
+    assert result.exit_code == 1  # MS-SSIM does not apply under 176 px
+    row = json.loads(result.stdout)
+    assert row["psnr"] == "inf" and row["ms_ssim"] is None and row["error"].startswith("ms_ssim: ")
+    assert "Infinity" not in result.stdout and "NaN" not in result.stdout
+    assert '"inf"' in run("score", "--help").stdout.replace("\n", " ")
+
+
+def test_unavailable_cuda_is_a_usage_error(folders):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    ref, dist = folders
+    result = run("score", ref, dist, "-m", "lpips", "--device", "cuda")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "--device" in result.stderr and "CUDA is not available" in result.stderr
+
+
+def test_opaque_alpha_note_on_stderr(tmp_path, rng):
+    ref, dist = tmp_path / "ref", tmp_path / "dist"
+    ref.mkdir()
+    dist.mkdir()
+    for i in range(3):
+        a = rng.integers(0, 256, (20, 24, 4), dtype=np.uint8)
+        a[..., 3] = 255
+        write_png(ref / f"{i}.png", a)
+        write_png(dist / f"{i}.png", 255 - a[..., :3] if i == 0 else np.dstack([255 - a[..., :3], a[..., 3]]))
+    summary = tmp_path / "summary.json"
+    result = run("score", ref, dist, "-m", "psnr", "--summary", summary)
+    assert result.exit_code == 0, result.stderr
+    assert "note: alpha channel fully opaque: dropped: 3 pair(s)" in result.stderr
+    assert json.loads(summary.read_text())["notes"] == {"alpha channel fully opaque: dropped": 3}

@@ -122,6 +122,23 @@ def test_pairs_file(tmp_path):
         scoring.read_pairs_file(f)
 
 
+def test_pairs_file_with_extra_cells_or_not_utf8(tmp_path):
+    f = tmp_path / "pairs.csv"
+    f.write_text("reference,distorted\na.png,a.png\np0.png,p0.png,extra\n")
+    with pytest.raises(IQAError) as err:
+        scoring.read_pairs_file(f)
+    msg = str(err.value)
+    assert msg.startswith(f"{f}:3: 3 cells but the header has 2") and "\n" not in msg
+    # A trailing comma (an empty extra cell) is harmless.
+    f.write_text("reference,distorted\na.png,b.png,\n")
+    assert [(j.reference, j.distorted) for j in scoring.read_pairs_file(f)] == [("a.png", "b.png")]
+    f.write_bytes("reference,distorted\nna\xefve.png,x.png\n".encode("latin-1"))
+    with pytest.raises(IQAError) as err:
+        scoring.read_pairs_file(f)
+    msg = str(err.value)
+    assert msg.startswith(f"{f}:2: the pair list is not UTF-8 text (byte 0xef)") and "\n" not in msg
+
+
 def test_metric_names():
     assert scoring.metric_names(["ms-ssim", "psnr,ssim", "psnr"]) == ("psnr", "ssim", "ms_ssim")
     with pytest.raises(ValueError, match="unknown metric 'vif'"):
@@ -202,7 +219,9 @@ def test_formats_agree_and_json_is_strict(tmp_path, rng):
         a, b = str(ref / f"{i}.png"), str(dist / f"{i}.png")
         expected_psnr = iqa.psnr(a, b, color="y", crop_border=2)
         assert float(r_csv["psnr"]) == expected_psnr
-        assert r_json["psnr"] == (expected_psnr if math.isfinite(expected_psnr) else None)
+        # JSON has no infinity: identical images' PSNR is the string "inf", which float() reads.
+        assert r_json["psnr"] == (expected_psnr if math.isfinite(expected_psnr) else "inf")
+        assert float(r_json["psnr"]) == expected_psnr
         assert float(r_csv["ssim"]) == r_json["ssim"] == iqa.ssim(a, b, color="y", crop_border=2)
     meta = strict_json(scoring.meta_path(outs["csv"]).read_text())
     assert meta["settings"]["iqa_version"] == iqa.__version__
@@ -516,3 +535,118 @@ def test_stats_split_and_merge_property():
                 assert x == pytest.approx(y, rel=1e-9, abs=1e-9)
 
     check()
+
+
+# --------------------------------------------------------------------------------------
+# Review fixes: unwritable output, infinity in JSON, device, LPIPS memory, notes
+# --------------------------------------------------------------------------------------
+
+
+def test_unwritable_output_fails_before_any_pair_is_scored(messy, monkeypatch):
+    ref, dist, _ = messy
+    monkeypatch.setattr(scoring, "_prepare", lambda *a: pytest.fail("a pair was scored"))
+    # /proc takes no new files, even for root.
+    with pytest.raises(IQAError) as err:
+        run_engine(ref, dist, Path("/proc/x.csv"))
+    msg = str(err.value)
+    assert msg.startswith("/proc/x.csv: cannot create files in /proc (") and "\n" not in msg
+
+
+def test_json_keeps_infinite_psnr_when_another_metric_fails(tmp_path, rng):
+    ref, dist = tmp_path / "r", tmp_path / "d"
+    ref.mkdir()
+    dist.mkdir()
+    a = image(rng, (50, 50, 3))  # identical, and too small for MS-SSIM
+    write_png(ref / "a.png", a)
+    write_png(dist / "a.png", a)
+    settings = ScoreSettings(metrics=("psnr", "ms_ssim"))
+    for fmt in ("json", "jsonl"):
+        out = tmp_path / f"s.{fmt}"
+        run = run_engine(ref, dist, out, fmt=fmt, settings=settings)
+        text = out.read_text()
+        doc = strict_json(text) if fmt == "json" else {"rows": [strict_json(x) for x in text.splitlines()]}
+        (row,) = doc["rows"]
+        assert row["psnr"] == "inf" and float(row["psnr"]) == math.inf
+        assert row["ms_ssim"] is None and row["error"].startswith("ms_ssim: ")
+        assert run.stats.summary()["metrics"]["psnr"]["identical"] == 1
+        (back,) = scoring._read_rows(out, fmt, scoring._columns(settings.metrics))
+        assert back["psnr"] == math.inf and back["ms_ssim"] is None
+        meta = strict_json(scoring.meta_path(out).read_text())
+        assert '"inf"' in meta["non_finite"]
+
+
+def test_unavailable_cuda_is_refused_once_up_front(tmp_path, rng):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        ScoreSettings(metrics=("psnr", "lpips"), device="cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        ScoreSettings(device="gpu")
+    ScoreSettings(metrics=("psnr",), device="cuda")  # no network metric: the device is unused
+
+
+def test_lpips_buffer_is_float32_and_bounded_by_pixels(tmp_path, rng, squeeze_weights, monkeypatch):
+    import tracemalloc
+
+    from iqa.metrics.lpips import lpips as lpips_one
+
+    ref, dist = tmp_path / "r", tmp_path / "d"
+    ref.mkdir()
+    dist.mkdir()
+    h, w, n = 96, 112, 8
+    for i in range(n):
+        a = image(rng, (h, w, 3))
+        write_png(ref / f"{i}.png", a)
+        write_png(dist / f"{i}.png", distort(rng, a, 60))
+    settings = ScoreSettings(metrics=("lpips",), lpips_net="squeeze", lpips_weights=squeeze_weights, device="cpu")
+    seen = []
+    real = scoring._lpips
+
+    def spy(pair, *args, **kwargs):
+        seen.append((pair.reference.dtype, pair.reference.shape[0]))
+        return real(pair, *args, **kwargs)
+
+    monkeypatch.setattr(scoring, "_lpips", spy)
+    monkeypatch.setattr(scoring, "LPIPS_BUFFER_PIXELS", 2 * h * w)  # two pairs per buffer
+    run_engine(ref, dist, tmp_path / "warm.csv", settings=settings, batch_size=16)  # build the net
+    seen.clear()
+    tracemalloc.start()
+    try:
+        run_engine(ref, dist, tmp_path / "s.csv", settings=settings, batch_size=16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen == [(np.float32, 2)] * (n // 2)  # float32, and batches bounded by pixels
+    # NumPy memory at the peak (tracemalloc sees NumPy's buffers, not torch's): a bounded
+    # buffer and its batch in float32 plus the pair being decoded in float64, measured at
+    # 2.3 to 4.1 float64 pairs. Holding all 8 pairs in float64 and concatenating them, as
+    # before, measured 16.1; an unbounded float32 buffer of 8 pairs, 8.05.
+    pair64 = 2 * h * w * 3 * 8
+    assert peak < 8 * pair64, peak / pair64
+    for r in read_csv(tmp_path / "s.csv"):
+        expected = lpips_one(str(ref / r["reference"]), str(dist / r["distorted"]), net="squeeze",
+                             backbone_weights=squeeze_weights, device="cpu")
+        assert float(r["lpips"]) == pytest.approx(expected, rel=1e-6, abs=0)  # as in the batched test
+
+
+def test_opaque_alpha_dropped_is_counted_in_the_sidecar_and_summary(tmp_path, rng):
+    ref, dist = tmp_path / "r", tmp_path / "d"
+    ref.mkdir()
+    dist.mkdir()
+    for i in range(3):
+        a = image(rng, (40, 48, 4))
+        a[..., 3] = 255  # fully opaque
+        b = distort(rng, a)
+        b[..., 3] = 255
+        write_png(ref / f"{i}.png", a if i else a[..., :3])  # 0.png: plain RGB, no note
+        write_png(dist / f"{i}.png", b if i else b[..., :3])
+    out = tmp_path / "s.csv"
+    run = run_engine(ref, dist, out, settings=ScoreSettings(metrics=("psnr",)))
+    note = "alpha channel fully opaque: dropped"
+    assert run.stats.summary()["notes"] == {note: 2}
+    assert f"note: {note}: 2 pair(s)" in scoring.format_summary(run.stats.summary())
+    assert strict_json(scoring.meta_path(out).read_text())["notes"] == {note: 2}
+    assert read_csv(out)[1]["error"] == ""  # a note is not an error
+    scores = list(scoring.iter_scores([(ref / "1.png", dist / "1.png")], ["psnr"]))
+    assert scores[0].notes == (note,)
