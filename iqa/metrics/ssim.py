@@ -18,6 +18,7 @@ Kernels:
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import threading
 from typing import Any
@@ -70,8 +71,11 @@ def ssim(
         alpha: ``"error"``, ``"drop"`` or ``"keep"``.
         color: ``"rgb"`` or ``"y"`` (BT.601 luma, scored with L = 255).
         crop_border: pixels removed from every edge before the colour conversion.
-        win_size: odd Gaussian window size.
-        sigma: Gaussian standard deviation.
+        win_size: odd Gaussian window size (a positive integer).
+        sigma: Gaussian standard deviation: a positive finite number large enough that the
+            window is finite (2·sigma² must not underflow to 0, i.e. about 1e-162 or more).
+            A very small sigma gives a window that is numerically a single tap, so SSIM
+            compares pixel by pixel, as ``win_size=1`` does.
         downsample: MATLAB ``ssim.m``'s automatic downsampling: an f×f box filter with
             symmetric edges then every f-th pixel, f = max(1, round(min(H, W) / 256)).
         full: also return the SSIM map of the valid region (``N×H'×W'×C`` for NumPy,
@@ -84,6 +88,7 @@ def ssim(
     Raises:
         ShapeError: an image smaller than the window, or mismatched images.
         RangeError, ImageLoadError: from the image layer.
+        ValueError: an even or non-positive ``win_size``, or an invalid ``sigma``.
 
     Example:
         >>> import numpy as np
@@ -120,7 +125,7 @@ def ms_ssim(
     crop_border: int = 0,
     win_size: int = 11,
     sigma: float = 1.5,
-    scales: int = 5,
+    scales: int | None = None,
     weights: tuple[float, ...] | None = None,
 ) -> Any:
     """Multi-scale structural similarity (Wang, Simoncelli & Bovik 2003).
@@ -135,16 +140,20 @@ def ms_ssim(
     Args:
         reference, distorted, data_range, bit_depth, alpha, color, crop_border, win_size,
             sigma: as for :func:`ssim`.
-        scales: number of scales (1–5); fewer scales use the first weights, renormalised
-            to sum to 1. The short side must be at least ``win_size · 2**(scales-1)``
-            (176 px for the default).
-        weights: custom exponents, one per scale (overrides ``scales``).
+        scales: number of scales (1–5, default 5); fewer scales use the first weights,
+            renormalised to sum to 1. The short side must be at least
+            ``win_size · 2**(scales-1)`` (176 px for the default).
+        weights: custom exponents, one per scale, used as given: finite, non-negative and
+            not all zero. Their number sets the scales; ``scales``, if also passed, must
+            equal it.
 
     Returns:
         As for :func:`ssim` (without a map).
 
     Raises:
         ShapeError: the image is too small for the number of scales.
+        ValueError: invalid ``scales`` or ``weights`` (or both, disagreeing), ``win_size``
+            or ``sigma``.
 
     Example:
         >>> import numpy as np
@@ -178,11 +187,11 @@ def compute_ssim(
     full: bool = False,
 ) -> Any:
     """SSIM of a prepared pair: one value per image, and the map when ``full``."""
+    window = gaussian_window(win_size, sigma)
     pair = apply_conventions(pair, color=color, crop=crop_border)
     h, w = _size(pair.reference, pair.backend)
     f = max(1, math.floor(min(h, w) / 256 + 0.5)) if downsample else 1  # MATLAB round()
     _check_window((h + f - 1) // f, (w + f - 1) // f, pair, win_size, "SSIM")
-    window = gaussian_window(win_size, sigma)
     c1, c2 = (K1 * pair.data_range) ** 2, (K2 * pair.data_range) ** 2
     planes = _as_planes(pair)
     if planes is not None:
@@ -218,11 +227,12 @@ def compute_ms_ssim(
     crop_border: int = 0,
     win_size: int = 11,
     sigma: float = 1.5,
-    scales: int = 5,
+    scales: int | None = None,
     weights: tuple[float, ...] | None = None,
 ) -> Any:
     """MS-SSIM of a prepared pair, one value per image."""
     w = _scale_weights(scales, weights)
+    window = gaussian_window(win_size, sigma)
     pair = apply_conventions(pair, color=color, crop=crop_border)
     h, wd = _size(pair.reference, pair.backend)
     need = win_size * 2 ** (len(w) - 1)
@@ -234,7 +244,6 @@ def compute_ms_ssim(
             f"{need} px, got {wd}×{h}{hint}"
         )
     _check_window(h, wd, pair, win_size, "MS-SSIM")
-    window = gaussian_window(win_size, sigma)
     c1, c2 = (K1 * pair.data_range) ** 2, (K2 * pair.data_range) ** 2
     planes = _as_planes(pair)
     if planes is not None:
@@ -276,12 +285,29 @@ def compute_ms_ssim(
 # --------------------------------------------------------------------------------------
 
 
-def _scale_weights(scales: int, weights: tuple[float, ...] | None) -> tuple[float, ...]:
+def _scale_weights(scales: int | None, weights: tuple[float, ...] | None) -> tuple[float, ...]:
+    """The exponents of the scales: the published ones (renormalised below five scales),
+    or ``weights`` as given."""
     if weights is not None:
-        w = tuple(float(x) for x in weights)
-        if not w or any(x < 0 for x in w):
-            raise ValueError(f"weights must be non-empty and non-negative, got {weights!r}")
+        try:
+            if isinstance(weights, (str, bytes)):
+                raise TypeError
+            w = tuple(float(x) for x in weights)
+        except (TypeError, ValueError):
+            raise ValueError(f"weights must be a sequence of numbers, one per scale, got {weights!r}") from None
+        # All-zero weights would score every pair 1.0, and NaN would pass a plain `< 0` test.
+        if not w or not all(math.isfinite(x) and x >= 0 for x in w) or not sum(w) > 0:
+            raise ValueError(
+                f"weights must be finite, non-negative and not all zero, one per scale, got {weights!r}"
+            )
+        if scales is not None and scales != len(w):
+            raise ValueError(
+                f"scales={scales!r} disagrees with the {len(w)} weights given; pass weights alone "
+                f"(their number sets the scales)"
+            )
         return w
+    if scales is None:
+        scales = len(MS_SSIM_WEIGHTS)
     if not isinstance(scales, (int, np.integer)) or not 1 <= scales <= len(MS_SSIM_WEIGHTS):
         raise ValueError(f"scales must be an integer from 1 to {len(MS_SSIM_WEIGHTS)}, got {scales!r}")
     if scales == len(MS_SSIM_WEIGHTS):
@@ -296,8 +322,6 @@ def _size(x: Any, backend: str) -> tuple[int, int]:
 
 
 def _check_window(h: int, w: int, pair: Pair, win_size: int, what: str) -> None:
-    if win_size < 1 or win_size % 2 == 0:
-        raise ValueError(f"win_size must be odd and positive, got {win_size}")
     if min(h, w) < win_size:
         raise ShapeError(
             f"{pair.names[0]}: {what} needs images of at least {win_size}×{win_size} "
@@ -305,10 +329,42 @@ def _check_window(h: int, w: int, pair: Pair, win_size: int, what: str) -> None:
         )
 
 
+def _check_win_size(win_size: Any) -> int:
+    """``win_size`` as an int, or a ValueError: it must be an odd positive integer."""
+    if isinstance(win_size, bool) or not isinstance(win_size, numbers.Integral) or win_size < 1 or win_size % 2 == 0:
+        raise ValueError(f"win_size must be odd and positive, got {win_size!r}; the usual window is 11")
+    return int(win_size)
+
+
+def _check_sigma(sigma: Any) -> float:
+    """``sigma`` as a float, or a ValueError.
+
+    It must be a positive finite number whose window is finite: the centre tap is
+    ``exp(-0 / 2σ²)``, which is 0/0 once 2σ² underflows to 0 (σ below about 1e-162).
+    Above that, taps that underflow are exact zeros and the window stays well defined.
+    """
+    s = float(sigma) if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool) else math.nan
+    if not (math.isfinite(s) and s > 0 and 2.0 * s * s > 0):
+        raise ValueError(
+            f"sigma must be a positive finite number large enough that the Gaussian window is "
+            f"finite (2·sigma² must not underflow to 0, about 1e-162), got {sigma!r}; the usual sigma is 1.5"
+        )
+    return s
+
+
 def gaussian_window(win_size: int, sigma: float) -> np.ndarray:
-    """The normalised 1-D Gaussian ``exp(-x²/2σ²)`` on ``x = -(n//2) … n//2`` (float64)."""
+    """The normalised 1-D Gaussian ``exp(-x²/2σ²)`` on ``x = -(n//2) … n//2`` (float64).
+
+    Raises:
+        ValueError: ``win_size`` is not an odd positive integer, or ``sigma`` is not a
+            positive finite number with a finite window (see :func:`_check_sigma`).
+    """
+    win_size, sigma = _check_win_size(win_size), _check_sigma(sigma)
     x = np.arange(win_size, dtype=np.float64) - win_size // 2
-    g = np.exp(-(x**2) / (2.0 * sigma**2))
+    # x²/2σ² may overflow to inf for a tiny σ: exp(-inf) = 0 is then the exact tap. A huge σ
+    # makes 2σ² inf and the window flat, the Gaussian's limit.
+    with np.errstate(over="ignore", under="ignore"):
+        g = np.exp(-(x**2) / (2.0 * sigma * sigma))
     return g / g.sum()
 
 

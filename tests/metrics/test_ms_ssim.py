@@ -199,6 +199,51 @@ def test_custom_weights(rng):
     assert abs(ms_ssim(ref, dist, weights=w) - msssim_m(ref, dist, 255.0, w)) < TOL
 
 
+def test_custom_weights_are_used_as_given(rng):
+    # Not renormalised (pytorch-msssim's convention), and a zero weight drops its scale.
+    ref, dist = distorted_pair(rng, (100, 100))
+    w = (0.5, 0.0, 1.5)
+    assert abs(ms_ssim(ref, dist, weights=w) - msssim_m(ref, dist, 255.0, w)) < TOL
+    assert abs(ms_ssim(ref, dist, weights=np.array(w)) - msssim_m(ref, dist, 255.0, w)) < TOL
+
+
+def test_weights_set_the_number_of_scales(rng):
+    ref, dist = distorted_pair(rng, (100, 100))
+    w = (0.2, 0.3, 0.5)
+    assert ms_ssim(ref, dist, weights=w, scales=3) == ms_ssim(ref, dist, weights=w)
+    # An explicit scales that disagrees is an error, not silently ignored.
+    with pytest.raises(ValueError, match=r"scales=5 disagrees with the 3 weights given; pass weights alone"):
+        ms_ssim(ref, dist, weights=w, scales=5)
+    with pytest.raises(ValueError, match=r"scales=2 disagrees with the 3 weights given"):
+        compute_ms_ssim(prepare_pair(ref, dist), weights=w, scales=2)
+
+
+def test_default_scales_unchanged(rng):
+    ref, dist = distorted_pair(rng, (176, 180))
+    expected = msssim_m(ref, dist, 255.0)
+    assert abs(ms_ssim(ref, dist) - expected) < TOL
+    assert ms_ssim(ref, dist, scales=5) == ms_ssim(ref, dist) == ms_ssim(ref, dist, weights=WEIGHTS)
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [(0.0, 0.0, 0.0), (math.nan, 0.5, 0.5), (0.5, math.inf, 0.5), (0.5, -0.1, 0.5), (-0.0, 0.0), ()],
+    ids=["all zero", "nan", "inf", "negative", "signed zeros", "empty"],
+)
+def test_weights_must_be_finite_non_negative_and_not_all_zero(weights):
+    # All-zero weights scored every pair 1.0; NaN weights passed a plain `< 0` test.
+    a = np.zeros((100, 100), np.uint8)
+    with pytest.raises(ValueError, match="weights must be finite, non-negative and not all zero"):
+        ms_ssim(a, 255 - a, weights=weights)
+
+
+@pytest.mark.parametrize("weights", ["0.5", (0.5, "x"), 0.5, (0.5, None)], ids=["str", "str item", "scalar", "None item"])
+def test_weights_must_be_numbers(weights):
+    a = np.zeros((100, 100), np.uint8)
+    with pytest.raises(ValueError, match="weights must be a sequence of numbers"):
+        ms_ssim(a, a, weights=weights)
+
+
 def test_negative_terms_are_clamped_not_nan(rng):
     ref = rng.integers(0, 256, (176, 176)).astype(np.uint8)
     dist = 255 - ref  # anti-correlated: cs at the first scale is negative

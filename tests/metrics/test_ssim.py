@@ -356,10 +356,46 @@ def test_smaller_than_window_after_downsampling_is_an_error():
     assert ssim(b, b, downsample=True) == 1.0
 
 
-def test_even_window_is_an_error():
+@pytest.mark.parametrize("win_size", [10, 4, 0, -3, 7.0, True, "11"])
+def test_window_size_must_be_an_odd_positive_integer(win_size):
     a = np.zeros((20, 20), np.uint8)
-    with pytest.raises(ValueError, match="win_size must be odd"):
-        ssim(a, a, win_size=10)
+    with pytest.raises(ValueError, match="win_size must be odd and positive"):
+        ssim(a, a, win_size=win_size)
+    with pytest.raises(ValueError, match="win_size must be odd and positive"):
+        ms_ssim(a, a, scales=1, win_size=win_size)
+
+
+# 1e-300 and 1e-170: 2σ² underflows to 0 and the centre tap would be exp(-0/0) = NaN.
+@pytest.mark.parametrize("sigma", [0.0, -1.5, math.nan, math.inf, -math.inf, 1e-300, 1e-170, True, "1.5", None])
+def test_sigma_must_give_a_finite_window(sigma):
+    a = np.zeros((20, 20), np.uint8)
+    # filterwarnings = error: a NumPy RuntimeWarning (the old failure) would surface instead.
+    with pytest.raises(ValueError, match="sigma must be a positive finite number large enough"):
+        ssim(a, a, sigma=sigma)
+    with pytest.raises(ValueError, match="sigma must be a positive finite number large enough"):
+        ms_ssim(a, a, scales=1, sigma=sigma)
+    with pytest.raises(ValueError, match="sigma must be a positive finite number large enough"):
+        gaussian_window(11, sigma)
+
+
+def test_tiny_sigma_is_a_single_tap_window(rng):
+    # 2σ² is subnormal here: x²/2σ² overflows to inf and exp(-inf) = 0, the exact tap, with
+    # no warning. The window is then a delta, so the map is win_size=1's map, cropped.
+    g = gaussian_window(11, 1e-160)
+    np.testing.assert_array_equal(g, np.eye(11)[5])
+    ref, dist = distorted_pair(rng, (30, 33, 3))
+    _, delta_map = ssim(ref, dist, sigma=1e-160, full=True)
+    _, pixel_map = ssim(ref, dist, win_size=1, full=True)
+    np.testing.assert_allclose(delta_map, pixel_map[5:-5, 5:-5], rtol=0, atol=1e-15)
+
+
+def test_huge_sigma_is_the_box_window(rng):
+    # 2σ² overflows to inf: the window is flat, the Gaussian's limit, which is scikit-image's
+    # uniform window (same population covariances and valid region; round-off only).
+    np.testing.assert_array_equal(gaussian_window(7, 1e200), np.full(7, 1 / 7))
+    ref, dist = distorted_pair(rng, (40, 37))
+    expected = structural_similarity(ref, dist, data_range=255, win_size=7, use_sample_covariance=False)
+    assert abs(ssim(ref, dist, win_size=7, sigma=1e200) - expected) < TOL
 
 
 def test_float_without_data_range_is_an_error(rng):
