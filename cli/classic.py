@@ -7,6 +7,34 @@ import click
 from .options import emit, pair_options, sr_options
 
 
+def _window_check(check: str):
+    """A Click callback running the library's own check of a window option, so that a bad
+    value is a usage error (exit 2) with the library's message, checked before any decoding."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value):
+        from iqa.metrics import ssim
+
+        try:
+            return getattr(ssim, check)(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+    return callback
+
+
+def window_options(f):
+    """``--win-size`` and ``--sigma`` of ``iqa ssim`` and ``iqa ms-ssim``."""
+    f = click.option(
+        "--sigma", type=float, default=1.5, show_default=True, callback=_window_check("_check_sigma"),
+        help="Gaussian sigma: positive and finite.",
+    )(f)
+    f = click.option(
+        "--win-size", type=int, default=11, show_default=True, callback=_window_check("_check_win_size"),
+        help="Odd Gaussian window size.",
+    )(f)
+    return f
+
+
 def _pair(reference, distorted, data_range, bit_depth, alpha):
     from iqa.io import prepare_pair
 
@@ -28,8 +56,7 @@ def psnr_cmd(reference, distorted, data_range, bit_depth, alpha, fmt, color, cro
 @click.command("ssim")
 @pair_options
 @sr_options
-@click.option("--win-size", type=click.IntRange(min=1), default=11, show_default=True, help="Odd Gaussian window size.")
-@click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=1.5, show_default=True, help="Gaussian sigma.")
+@window_options
 @click.option("--downsample", is_flag=True, help="MATLAB ssim.m's automatic downsampling by round(min(H, W)/256).")
 @click.option(
     "--map",
@@ -69,8 +96,7 @@ def ssim_cmd(reference, distorted, data_range, bit_depth, alpha, fmt, color, cro
 @click.command("ms-ssim")
 @pair_options
 @sr_options
-@click.option("--win-size", type=click.IntRange(min=1), default=11, show_default=True, help="Odd Gaussian window size.")
-@click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=1.5, show_default=True, help="Gaussian sigma.")
+@window_options
 @click.option("--scales", type=click.IntRange(1, 5), default=5, show_default=True, help="Number of scales (weights renormalised below 5).")
 def ms_ssim_cmd(reference, distorted, data_range, bit_depth, alpha, fmt, color, crop_border, win_size, sigma, scales):
     """Multi-scale structural similarity (Wang, Simoncelli & Bovik 2003)."""

@@ -86,6 +86,39 @@ def test_usage_error_exit_2(pair):
     assert run("psnr", *pair, "--color", "lab").exit_code == 2
 
 
+@pytest.mark.parametrize("command", ["ssim", "ms-ssim"])
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--win-size", "4", "win_size must be odd and positive, got 4"),
+        ("--win-size", "0", "win_size must be odd and positive, got 0"),
+        ("--sigma", "1e-300", "sigma must be a positive finite number large enough"),
+        ("--sigma", "nan", "sigma must be a positive finite number"),
+        ("--sigma", "inf", "sigma must be a positive finite number"),
+        ("--sigma", "0", "sigma must be a positive finite number"),
+    ],
+)
+def test_bad_window_options_are_usage_errors(pair, command, option, value, message):
+    # The library's check, reported by Click: exit 2, no traceback, nothing on stdout.
+    result = run(command, *pair, option, value)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stdout == ""
+    assert f"Invalid value for '{option}'" in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr and "RuntimeWarning" not in result.stderr
+
+
+def test_window_options_reach_the_library(pair):
+    result = run("ssim", *pair, "--win-size", "7", "--sigma", "1.0", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["value"] == iqa.ssim(*pair, win_size=7, sigma=1.0)
+    assert doc["settings"]["win_size"] == 7 and doc["settings"]["sigma"] == 1.0
+    result = run("ms-ssim", *pair, "--scales", "2", "--win-size", "9", "--sigma", "1.2")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{iqa.ms_ssim(*pair, scales=2, win_size=9, sigma=1.2)!r}\n"
+
+
 def test_debug_shows_the_traceback(pair, tmp_path):
     result = CliRunner().invoke(main, ["--debug", "psnr", str(pair[0]), str(tmp_path / "x.png")])
     assert result.exit_code == 1
