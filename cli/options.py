@@ -71,9 +71,10 @@ def sr_options(f: Callable) -> Callable:
     return f
 
 
-def json_number(value: float) -> float | None:
-    """A float for JSON: inf and NaN (not valid JSON) become null."""
-    return value if math.isfinite(value) else None
+def json_number(value: float) -> float | str:
+    """A float for JSON. JSON has no infinity or NaN, so those are written as the strings
+    ``"inf"``, ``"-inf"`` and ``"nan"`` (``float()`` reads them back), as in ``iqa score``."""
+    return value if math.isfinite(value) else repr(float(value))
 
 
 def emit(metric: str, value: float, *, fmt: str, pair: Any, settings: dict[str, Any]) -> None:
@@ -90,6 +91,4 @@ def emit(metric: str, value: float, *, fmt: str, pair: Any, settings: dict[str, 
         "notes": list(pair.notes),
         "iqa_version": __version__,
     }
-    if not math.isfinite(value):
-        doc["value_text"] = repr(float(value))  # "inf" for identical images under PSNR
     click.echo(json.dumps(doc, indent=2, allow_nan=False))

@@ -197,7 +197,7 @@ def _decode_opencv(path: str, fallback: bool = False) -> np.ndarray:
             raise ImageLoadError(f"{path}: not an image file (no decoder recognises it)")
         if fallback:
             raise ImageLoadError(
-                f"{path}: cannot decode: not a valid image file, or truncated or corrupt"
+                f"{path}: cannot decode: not an image file, or a truncated or corrupt one"
             )
         raise ImageLoadError(f"{path}: cannot decode; the file is truncated or corrupt")
     if img.ndim == 3:
