@@ -59,6 +59,26 @@ class BasicConv2d(nn.Module):
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
+def _max_pool3(x: torch.Tensor, stride: int, padding: int = 0) -> torch.Tensor:
+    """``F.max_pool2d(x, 3, stride, padding)``, computed as a 3-row then a 3-column maximum.
+
+    A maximum is exact whatever the order, so the result equals ``F.max_pool2d``'s bit for bit
+    (NaN propagates in both); on the CPU this separable form is ~1.5-2× faster than the NCHW
+    pooling kernel, which takes ~10% of the network's time at 2048-d.
+    """
+    if min(x.shape[-2:]) + 2 * padding < 3:  # too small for a window: torch's own error
+        return F.max_pool2d(x, kernel_size=3, stride=stride, padding=padding)
+    if padding:
+        x = F.pad(x, (padding,) * 4, value=float("-inf"))
+    height, width = x.shape[-2:]
+    rows = (height - 3) // stride * stride + 1  # extent of one shifted view
+    cols = (width - 3) // stride * stride + 1
+    r = torch.maximum(x[..., 0:rows:stride, :], x[..., 1 : rows + 1 : stride, :])
+    r = torch.maximum(r, x[..., 2 : rows + 2 : stride, :])
+    out = torch.maximum(r[..., 0:cols:stride], r[..., 1 : cols + 1 : stride])
+    return torch.maximum(out, r[..., 2 : cols + 2 : stride])
+
+
 def _tf_avg_pool(x: torch.Tensor) -> torch.Tensor:
     # TensorFlow's SAME average pool divides by the number of real pixels under the window.
     return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
@@ -98,7 +118,7 @@ class InceptionB(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b3 = self.branch3x3(x)
         bd = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        bp = F.max_pool2d(x, kernel_size=3, stride=2)
+        bp = _max_pool3(x, stride=2)
         return torch.cat([b3, bd, bp], 1)
 
 
@@ -144,7 +164,7 @@ class InceptionD(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b3 = self.branch3x3_2(self.branch3x3_1(x))
         b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
-        bp = F.max_pool2d(x, kernel_size=3, stride=2)
+        bp = _max_pool3(x, stride=2)
         return torch.cat([b3, b7, bp], 1)
 
 
@@ -179,7 +199,7 @@ class InceptionE(nn.Module):
         if self.pool == "avg":
             pooled = _tf_avg_pool(x)
         else:
-            pooled = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+            pooled = _max_pool3(x, stride=1, padding=1)
         bp = self.branch_pool(pooled)
         return torch.cat([b1, b3, bd, bp], 1)
 
@@ -222,11 +242,11 @@ class FIDInceptionV3(nn.Module):
         if dims not in BLOCK_DIMS:
             raise ValueError(f"dims must be one of {BLOCK_DIMS}, got {dims!r}")
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        x = _max_pool3(x, stride=2)
         if dims == 64:
             return _global_mean(x)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        x = _max_pool3(x, stride=2)
         if dims == 192:
             return _global_mean(x)
         for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a,
