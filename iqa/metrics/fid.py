@@ -737,7 +737,8 @@ class InceptionFeatures:
         weights: a local weights file (pytorch-fid's layout); default: the registry's
             ``inception-fid``.
         device: where the network runs (default: CUDA when available, else the CPU).
-        batch_size: images per forward pass.
+        batch_size: images decoded and accumulated together (on the CPU the network takes
+            ``CPU_CHUNK`` = 4 of them per call).
         workers: threads that decode (and, in ``"clean"`` mode, resize) while the network
             runs (0: in line).
         fast: run channels-last (NHWC) with batch norm folded into the convolutions, a
@@ -1053,7 +1054,7 @@ def fid(
             covariances); see :func:`frechet_distance`.
         weights: the Inception weights file; default: pytorch-fid's, from the registry.
         device: where the network runs.
-        batch_size: images per forward pass.
+        batch_size: images decoded and accumulated together.
         workers: decoding threads.
         data_range: peak value of float arrays and tensors.
         alpha: the alpha-channel policy (``"error"``, ``"drop"``, ``"keep"`` is refused).
