@@ -8,6 +8,14 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _outside_the_source_tree(tmp_path_factory, monkeypatch):
+    """Run every test from an empty folder. From the repository root, a child ``python``
+    would import the source folder ``iqa/`` (which lacks ``iqa.cli``, installed from ``cli/``)
+    instead of the installed package; tests must exercise what users install."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
