@@ -40,7 +40,6 @@ import os
 import re
 import signal
 import sys
-import threading
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field

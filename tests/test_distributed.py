@@ -6,7 +6,6 @@ equal one process's; rank 0 alone reports on the command line.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,12 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
 
 from iqa.errors import IQAWarning  # noqa: E402
 from iqa.metrics import fid as F  # noqa: E402
+
+import fid_weights as fw  # noqa: E402  (tests/ is on sys.path)
 
 SCRIPT = textwrap.dedent(
     """
@@ -45,11 +46,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _helper():
-    spec = importlib.util.spec_from_file_location("_fid_weights", Path(__file__).parent / "metrics" / "_fid_weights.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -68,7 +64,6 @@ def _why(res: subprocess.CompletedProcess) -> str:
 def setup(tmp_path_factory):
     from PIL import Image
 
-    fw = _helper()
     weights = fw.weights_file(tmp_path_factory.getbasetemp())
     root = tmp_path_factory.mktemp("dist")
     folders = []

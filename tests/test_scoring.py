@@ -14,7 +14,7 @@ from helpers import write_png
 import iqa
 from iqa import scoring
 from iqa.errors import IQAError
-from iqa.scoring import PairJob, ScoreSettings, ScoreStats, pair_folders, score_to_file
+from iqa.scoring import ScoreSettings, ScoreStats, pair_folders, score_to_file
 
 SIZE = (192, 200)  # above MS-SSIM's 176 px, small enough to be quick
 

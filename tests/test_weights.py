@@ -26,7 +26,7 @@ from iqa import weights
 from iqa.cli.app import main
 from iqa.errors import WeightsError
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

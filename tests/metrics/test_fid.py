@@ -3,14 +3,13 @@
 References: pytorch-fid 0.3.0 (``calculate_fid_given_paths``, ``calculate_activation_statistics``,
 ``calculate_frechet_distance``, ``.npz`` files), clean-fid's ``make_resizer("PIL", False,
 "bicubic")``, torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x``. Both networks
-run the generated weights of _fid_weights.py. Distances are compared where they are well
+run the generated weights of tests/fid_weights.py. Distances are compared where they are well
 conditioned (64-d features over 80 images per set); 2048-d over 10 images compares the means
 and covariances instead (a singular covariance makes any square root amplify round-off).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -22,9 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-torch = pytest.importorskip("torch")
-pytorch_fid_inception = pytest.importorskip("pytorch_fid.inception")
-fid_score = pytest.importorskip("pytorch_fid.fid_score")
+import torch  # noqa: E402
+import pytorch_fid.inception as pytorch_fid_inception  # noqa: E402
+import pytorch_fid.fid_score as fid_score  # noqa: E402
 
 from click.testing import CliRunner  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -34,14 +33,7 @@ from iqa.errors import IQAError, IQAWarning, ImageLoadError, ShapeError  # noqa:
 from iqa.metrics import fid as F  # noqa: E402
 
 
-def _helper():
-    spec = importlib.util.spec_from_file_location("_fid_weights", Path(__file__).with_name("_fid_weights.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fw = _helper()
+import fid_weights as fw  # noqa: E402  (tests/ is on sys.path)
 
 # pytorch-fid 0.3.0 calls scipy.linalg.sqrtm(..., disp=False), deprecated in SciPy 1.16.
 PYTORCH_FID_SQRTM = pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated:DeprecationWarning")

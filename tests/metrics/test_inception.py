@@ -1,6 +1,6 @@
 """The FID Inception network against pytorch-fid's ``InceptionV3(use_fid_inception=True)``.
 
-Both networks load the same generated state dict (pytorch-fid's layout; see _fid_weights.py):
+Both networks load the same generated state dict (pytorch-fid's layout; see tests/fid_weights.py):
 pytorch-fid's through its own ``fid_inception_v3`` with the download replaced by that dict,
 ours through the weights registry's path override. Tolerance: |Δ| ≤ 1e-5·max(1, max|f|), the
 float32 round-off of ~95 layers (the unfolded network is in fact bit-identical on the CPU).
@@ -9,27 +9,19 @@ float32 round-off of ~95 layers (the unfolded network is in fact bit-identical o
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytorch_fid_inception = pytest.importorskip("pytorch_fid.inception")
+import torch  # noqa: E402
+import pytorch_fid.inception as pytorch_fid_inception  # noqa: E402
 
 from iqa.errors import WeightsError  # noqa: E402
 from iqa.metrics import inception as inc  # noqa: E402
 
 
-def _helper():
-    spec = importlib.util.spec_from_file_location("_fid_weights", Path(__file__).with_name("_fid_weights.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fw = _helper()
+import fid_weights as fw  # noqa: E402  (tests/ is on sys.path)
 BLOCK = {64: 0, 192: 1, 768: 2, 2048: 3}
 
 

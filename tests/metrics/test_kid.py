@@ -9,13 +9,12 @@ over two different image sets, so the value is far above round-off.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 from click.testing import CliRunner  # noqa: E402
 
@@ -24,14 +23,7 @@ from iqa.errors import IQAError, IQAWarning, ShapeError  # noqa: E402
 from iqa.metrics import fid as F  # noqa: E402
 
 
-def _helper():
-    spec = importlib.util.spec_from_file_location("_fid_weights", Path(__file__).with_name("_fid_weights.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fw = _helper()
+import fid_weights as fw  # noqa: E402  (tests/ is on sys.path)
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-lpips_pkg = pytest.importorskip("lpips")
-tvm = pytest.importorskip("torchvision.models")
+import torch  # noqa: E402
+import lpips as lpips_pkg  # noqa: E402
+import torchvision.models as tvm  # noqa: E402
 
 from click.testing import CliRunner  # noqa: E402
 
