@@ -18,7 +18,35 @@ from iqa.errors import RangeError, ShapeError
 from iqa.io import prepare_pair, read_image
 from iqa.metrics.ssim import compute_ssim, gaussian_window, ms_ssim, ssim
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+# piq's test images with published ssim.m values (see tests/data/README.md). They are not
+# redistributed here: point IQA_TEST_ASSETS at a copy of piq's tests/assets folder.
+ASSETS = {
+    "goldhill.gif": "d91c0c802805c8574b938adbf8ee6331fb6c567fbbb161251251d5d711a2d993",
+    "goldhill_jpeg.gif": "801c0871583503a22c63d257e336bc7e6b34e33381592f31aff987b2096548c4",
+    "I01.BMP": "43d3c92154c48529fae107749bb60777950ccb8e324b120a63c142f4279df63f",
+    "i01_01_5.bmp": "74ec08fde9c5e6d6ec0168ca8a6b8c6824d55557c9bd6b816a52b99b2db3e4ed",
+}
+
+
+def piq_asset(name: str) -> Path:
+    """A verified file of piq's tests/assets (piq 0.8.0, Apache-2.0), from IQA_TEST_ASSETS."""
+    import hashlib
+    import os
+
+    folder = os.environ.get("IQA_TEST_ASSETS")
+    if not folder or not (Path(folder) / name).is_file():
+        pytest.skip(f"published ssim.m values: set IQA_TEST_ASSETS to a folder with piq's tests/assets/{name}")
+    path = Path(folder) / name
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == ASSETS[name], f"{path}: not piq's file (SHA-256 {digest})"
+    return path
+
+
+def gray_gif(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:  # a gray palette: the palette indices' gray levels
+        return np.asarray(im.convert("L"))
 
 # NumPy and path inputs: the acceptance bound is 1e-6 against float64 scikit-image. Both are
 # float64 with the same window and valid region; they differ by round-off (~1e-15), so a
@@ -164,7 +192,7 @@ def test_goldhill_matches_matlab_ssim_m():
     # ssim.m (http://www.cns.nyu.edu/~lcv/ssim/ssim.m) gives 0.8202 for goldhill_jpeg vs
     # goldhill. ssim.m downsamples by f = max(1, round(min(H, W)/256)) = 2 for 512×512.
     # Tolerance: half a unit of the 4th published decimal.
-    ref, dist = read_image(DATA / "goldhill.png"), read_image(DATA / "goldhill_jpeg.png")
+    ref, dist = gray_gif(piq_asset("goldhill.gif")), gray_gif(piq_asset("goldhill_jpeg.gif"))
     assert ref.shape == (512, 512)
     assert abs(ssim(ref, dist, downsample=True) - 0.8202) <= 5e-5
     assert abs(ssim(dist, ref, downsample=True) - 0.8202) <= 5e-5
@@ -174,7 +202,7 @@ def test_tid2013_matches_matlab_ssim_m_per_channel():
     # piq 0.8.0 tests/test_ssim.py records 0.7820 as "Output of ssim.m" for TID2013's
     # i01_01_5.bmp vs I01.BMP (it now asserts 0.7842 with atol 1e-2). ssim.m is gray-only; this
     # is the mean of the three channels' ssim.m values (f = round(384/256) = 2).
-    ref, dist = read_image(DATA / "tid2013_I01.png"), read_image(DATA / "tid2013_i01_01_5.png")
+    ref, dist = read_image(piq_asset("I01.BMP")), read_image(piq_asset("i01_01_5.bmp"))
     assert ref.shape == (384, 512, 3)
     assert abs(ssim(ref, dist, downsample=True) - 0.7820) <= 5e-5
 
