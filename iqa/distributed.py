@@ -7,6 +7,7 @@ helper degrades to a single process, so callers need no special case.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -79,7 +80,17 @@ def init(backend: str | None = None) -> DistContext:
     if not dist.is_initialized():
         backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
         dist.init_process_group(backend=backend)
+        # A process group still alive at interpreter exit can abort the process from C++
+        # ("terminate called without an active exception"): close the one iqa opened.
+        atexit.register(_destroy_process_group)
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def _destroy_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def shard(items: Sequence[Any], ctx: DistContext) -> list[Any]:
