@@ -13,43 +13,59 @@ from iqa import __version__
 FORMATS = ("text", "json")
 
 
-def pair_options(f: Callable) -> Callable:
-    """The image-layer options every full-reference command takes."""
-    options = [
-        click.argument("reference", type=click.Path(dir_okay=False)),
-        click.argument("distorted", type=click.Path(dir_okay=False)),
-        click.option(
-            "--data-range",
-            type=click.FloatRange(min=0, min_open=True),
-            default=None,
-            help="Peak value of the pixels. Implied by 8-bit (255) and 16-bit (65535) files; "
-            "required for float TIFF.",
-        ),
-        click.option(
-            "--bit-depth",
-            type=click.IntRange(1, 16),
-            default=None,
-            help="Significant bits of 16-bit files, e.g. 10 or 12 (data range 2^bits - 1).",
-        ),
-        click.option(
-            "--alpha",
-            type=click.Choice(["error", "drop", "keep"]),
-            default="error",
-            show_default=True,
-            help="Alpha channel: refuse transparency, drop the channel, or score it.",
-        ),
-        click.option(
-            "--format",
-            "fmt",
-            type=click.Choice(FORMATS),
-            default="text",
-            show_default=True,
-            help="text: the number alone; json: the number with the settings that produced it.",
-        ),
-    ]
+def _apply(f: Callable, options: list[Callable]) -> Callable:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def image_options(f: Callable) -> Callable:
+    """The image layer's options (data range, bit depth, alpha), for pairs and folders."""
+    return _apply(
+        f,
+        [
+            click.option(
+                "--data-range",
+                type=click.FloatRange(min=0, min_open=True),
+                default=None,
+                help="Peak value of the pixels. Implied by 8-bit (255) and 16-bit (65535) files; "
+                "required for float TIFF.",
+            ),
+            click.option(
+                "--bit-depth",
+                type=click.IntRange(1, 16),
+                default=None,
+                help="Significant bits of 16-bit files, e.g. 10 or 12 (data range 2^bits - 1).",
+            ),
+            click.option(
+                "--alpha",
+                type=click.Choice(["error", "drop", "keep"]),
+                default="error",
+                show_default=True,
+                help="Alpha channel: refuse transparency, drop the channel, or score it.",
+            ),
+        ],
+    )
+
+
+def pair_options(f: Callable) -> Callable:
+    """The arguments and options every single-pair command takes."""
+    f = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="text",
+        show_default=True,
+        help="text: the number alone; json: the number with the settings that produced it.",
+    )(f)
+    f = image_options(f)
+    return _apply(
+        f,
+        [
+            click.argument("reference", type=click.Path(dir_okay=False)),
+            click.argument("distorted", type=click.Path(dir_okay=False)),
+        ],
+    )
 
 
 def sr_options(f: Callable) -> Callable:

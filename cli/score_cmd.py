@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 import click
 
-from .options import sr_options
+from .options import image_options, sr_options
 
 _METRIC_CHOICES = ("psnr", "ssim", "ms-ssim", "lpips")
 _LIST_LIMIT = 50  # unmatched names printed per side before "... and N more"
@@ -132,20 +132,7 @@ def _limit_threads(threads: int, torch_too: bool) -> None:
 @click.option("--match-stem", is_flag=True, help="Pair files by path without extension (a.png with a.jpg).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run: keep complete rows, retry failed ones.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-@click.option(
-    "--data-range",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Peak value of the pixels. Implied by 8-bit (255) and 16-bit (65535) files.",
-)
-@click.option("--bit-depth", type=click.IntRange(1, 16), default=None, help="Significant bits of 16-bit files.")
-@click.option(
-    "--alpha",
-    type=click.Choice(["error", "drop", "keep"]),
-    default="error",
-    show_default=True,
-    help="Alpha channel: refuse transparency, drop the channel, or score it.",
-)
+@image_options
 @sr_options
 @click.option("--lpips-net", type=click.Choice(["alex", "vgg", "squeeze"]), default="alex", show_default=True, help="LPIPS backbone.")
 @click.option("--lpips-version", type=click.Choice(["0.1", "0.0"]), default="0.1", show_default=True, help="LPIPS linear-layer version.")
