@@ -1,27 +1,33 @@
 """The ``iqa`` Click group: global options, error handling, command registration.
 
-Commands live in their own modules and are registered below. Heavy imports (torch, scipy,
-the networks) happen inside commands so that ``iqa --help`` starts instantly.
+The pair commands are generated from the metric registry; every command is built when it is
+first needed (``iqa --help`` builds none that imports torch), and heavy imports (torch,
+scipy, the networks) happen inside commands, so that ``iqa --help`` starts instantly.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from importlib import metadata
 
 import click
 
-from iqa import __version__
+from iqa import __version__, registry
 from iqa.errors import IQAError
-
-from .classic import ms_ssim_cmd, psnr_cmd, ssim_cmd
-from .fid_cmd import fid_cmd, kid_cmd, stats_cmd
-from .lpips_cmd import lpips_cmd
-from .score_cmd import score_cmd
-from .weights_cmd import weights_cmd
 
 #: Exit codes: 0 success, 1 a file or pair failed, 2 usage error (Click's own).
 EXIT_FAILURE = 1
+
+#: Commands that are not one pair metric: name → (module, attribute).
+_COMMANDS = {
+    "score": ("score_cmd", "score_cmd"),
+    "fid": ("sets_cmd", "fid_cmd"),
+    "kid": ("sets_cmd", "kid_cmd"),
+    "stats": ("sets_cmd", "stats_cmd"),
+    "metrics": ("metrics_cmd", "metrics_cmd"),
+    "weights": ("weights_cmd", "weights_cmd"),
+}
 
 
 def _version_line() -> str:
@@ -38,15 +44,32 @@ def _version_line() -> str:
 
 
 class IQAGroup(click.Group):
-    """Turns an :class:`iqa.IQAError` into one line on stderr and exit code 1."""
+    """Builds commands on first use; turns an :class:`iqa.IQAError` into one line on stderr
+    and exit code 1, naming options as the running command spells them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        pair = [s.name for s in registry.pair_metrics()]
+        return sorted([*pair, *_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in _COMMANDS:
+            module, attr = _COMMANDS[name]
+            return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+        spec = registry.METRICS.get(name.replace("-", "_"))
+        if spec is None or spec.kind != "pair" or spec.name != name:
+            return None
+        from .pair_cmd import make_pair_command
+
+        return make_pair_command(spec)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except IQAError as exc:
-            if (ctx.obj or {}).get("debug"):
+            obj = ctx.obj or {}
+            if obj.get("debug"):
                 raise
-            message = " ".join(str(exc).split("\n"))
+            message = " ".join(exc.render(obj.get("namer")).split())
             click.echo(f"iqa: error: {message}", err=True)
             ctx.exit(EXIT_FAILURE)
 
@@ -64,18 +87,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     """Image quality metrics that match the reference implementations.
 
     Scores go to stdout; progress, summaries and warnings to stderr. Exit codes: 0 success,
-    1 a file or pair failed, 2 usage error.
+    1 a file or pair failed, 2 usage error. 'iqa metrics' lists every metric.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-
-
-main.add_command(psnr_cmd)
-main.add_command(ssim_cmd)
-main.add_command(ms_ssim_cmd)
-main.add_command(lpips_cmd)
-main.add_command(score_cmd)
-main.add_command(weights_cmd)
-main.add_command(fid_cmd)
-main.add_command(kid_cmd)
-main.add_command(stats_cmd)

@@ -1,90 +1,173 @@
-"""Options and output helpers shared by the commands."""
+"""Click options generated from the options classes, and the output helpers.
+
+An option is declared once, in its options class (:mod:`iqa.options`, a metric's module);
+this module turns its fields into Click options with the same names (``win_size`` ↔
+``--win-size``), prefixed with the metric's name where several metrics share a command
+(``--ms-ssim-scales``). Values are validated by the options class itself, so a bad value
+gets the library's message, naming the option as the command spells it.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+import os
+from typing import Any, Callable, Iterable
 
 import click
 
 from iqa import __version__
+from iqa.errors import NAME
 
 FORMATS = ("text", "json")
 
-
-def _apply(f: Callable, options: list[Callable]) -> Callable:
-    for option in reversed(options):
-        f = option(f)
-    return f
+#: Python keywords whose command-line spelling is not the keyword with dashes.
+_SPELLING = {"fmt": "format"}
 
 
-def image_options(f: Callable) -> Callable:
-    """The image layer's options (data range, bit depth, alpha), for pairs and folders."""
-    return _apply(
-        f,
-        [
-            click.option(
-                "--data-range",
-                type=click.FloatRange(min=0, min_open=True),
-                default=None,
-                help="Peak value of the pixels. Implied by 8-bit (255) and 16-bit (65535) files; "
-                "required for float TIFF.",
-            ),
-            click.option(
-                "--bit-depth",
-                type=click.IntRange(1, 16),
-                default=None,
-                help="Significant bits of 16-bit files, e.g. 10 or 12 (data range 2^bits - 1).",
-            ),
-            click.option(
-                "--alpha",
-                type=click.Choice(["error", "drop", "keep"]),
-                default="error",
-                show_default=True,
-                help="Alpha channel: refuse transparency, drop the channel, or score it.",
-            ),
-        ],
+def flag_name(keyword: str, prefix: str | None = None) -> str:
+    """``win_size`` → ``--win-size``; with prefix ``ms_ssim``: ``--ms-ssim-win-size``."""
+    name = _SPELLING.get(keyword, keyword).replace("_", "-")
+    return f"--{prefix.replace('_', '-')}-{name}" if prefix else f"--{name}"
+
+
+def cli_namer(prefixed: Iterable[str] = ()) -> Callable[[Any, str, Any], str]:
+    """How errors name options on the command line: ``--scales 2``, and ``--ms-ssim-scales 2``
+    for the metrics in ``prefixed`` (those sharing one command)."""
+    prefixed = set(prefixed)
+
+    def namer(metric: Any, keyword: str, value: Any) -> str:
+        text = flag_name(keyword, metric if metric in prefixed else None)
+        if value is NAME or value is True:
+            return text
+        return f"{text} {value}"
+
+    return namer
+
+
+def _click_type(field: Any) -> Any:
+    choices = field.metadata.get("choices")
+    if choices:
+        return click.Choice([str(c) for c in choices])
+    t = str(field.type)
+    if t.startswith("int"):
+        return click.INT
+    if t.startswith("float"):
+        return click.FLOAT
+    return click.STRING
+
+
+def field_option(field: Any, prefix: str | None = None, dest: str | None = None, hidden: bool = False) -> click.Option:
+    """A Click option for one options-class field (validation is left to the class)."""
+    name = flag_name(field.name, prefix)
+    dest = dest or (f"{prefix}_{field.name}" if prefix else field.name)
+    help_text = field.metadata.get("help", "")
+    if str(field.type) == "bool":
+        return click.Option([name, dest], is_flag=True, default=None, help=help_text, hidden=hidden)
+    default = field.default
+    return click.Option(
+        [name, dest], type=_click_type(field), default=None, hidden=hidden,
+        metavar=field.metadata.get("metavar"),
+        help=help_text + ("" if default is None else f"  [default: {default}]"),
     )
 
 
-def pair_options(f: Callable) -> Callable:
-    """The arguments and options every single-pair command takes."""
-    f = click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(FORMATS),
-        default="text",
-        show_default=True,
-        help="text: the number alone; json: the number with the settings that produced it.",
-    )(f)
-    f = image_options(f)
-    return _apply(
-        f,
-        [
-            click.argument("reference", type=click.Path(dir_okay=False)),
-            click.argument("distorted", type=click.Path(dir_okay=False)),
-        ],
-    )
+def field_values(cls: Any, params: dict[str, Any], prefix: str | None = None) -> dict[str, Any]:
+    """The keywords for ``cls`` from parsed Click parameters (unset options omitted, so the
+    class's defaults apply); choices given as text become the declared value."""
+    out = {}
+    for f in cls.fields():
+        key = f"{prefix}_{f.name}" if prefix else f.name
+        value = params.get(key)
+        if value is None:
+            continue
+        choices = f.metadata.get("choices")
+        if choices:
+            value = {str(c): c for c in choices}[value]
+        out[f.name] = value
+    return out
 
 
-def sr_options(f: Callable) -> Callable:
-    """The super-resolution conventions: colour space and border crop."""
-    f = click.option(
-        "--crop-border",
-        type=click.IntRange(min=0),
-        default=0,
-        show_default=True,
-        help="Pixels removed from every edge before scoring (SR papers crop the scale factor).",
-    )(f)
-    f = click.option(
-        "--color",
-        type=click.Choice(["rgb", "y"]),
-        default="rgb",
-        show_default=True,
-        help="rgb: channels as stored; y: BT.601 luma (0-255 scale, not rounded).",
-    )(f)
-    return f
+def build(cls: Any, params: dict[str, Any], prefix: str | None = None, namer: Any = None) -> Any:
+    """``cls(**field_values(...))``, a bad value becoming a usage error (exit 2) that names
+    the option as the command spells it."""
+    from iqa.errors import OptionError
+
+    try:
+        return cls(**field_values(cls, params, prefix))
+    except OptionError as exc:
+        raise click.UsageError(exc.render(namer or cli_namer())) from None
+
+
+def add_options(params: list[click.Parameter], cls: Any, prefix: str | None = None) -> None:
+    params.extend(field_option(f, prefix) for f in cls.cli_fields())
+
+
+def runtime_options(params: list[click.Parameter], *, batch_size: int, pairs: bool) -> None:
+    """``--weights``, ``--device``, ``--batch-size``: the same names and units everywhere."""
+    params.extend([
+        click.Option(
+            ["--weights", "weights"], multiple=True, metavar="[NAME=]FILE",
+            help="A local weights file instead of the registry's download: NAME=FILE (NAME as in "
+            "'iqa weights list'), or FILE alone when the command runs one network. Repeatable.",
+        ),
+        click.Option(["--device", "device"], default="auto", show_default=True,
+                     help="Where networks run: auto (CUDA when available), cpu, cuda, cuda:N."),
+        click.Option(["--batch-size", "batch_size"], type=click.IntRange(min=1), default=batch_size,
+                     show_default=True,
+                     help="Images per network call" + (" (a pair counts as two)." if pairs else ".")),
+    ])
+
+
+def workers_option(params: list[click.Parameter], what: str) -> None:
+    params.append(click.Option(
+        ["--workers", "workers"], type=click.IntRange(min=0), default=None,
+        help=f"Threads that {what} beside the main one; 0 works in the main thread "
+        "[default: the number of cores, at most 4].",
+    ))
+
+
+def default_workers() -> int:
+    # Under torchrun the ranks of one machine share its cores.
+    cores = max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    return min(cores, 4)
+
+
+def parse_weights(values: tuple[str, ...]) -> Any:
+    """``--weights`` values: ``NAME=FILE`` pairs into a mapping, or one bare ``FILE``."""
+    from iqa.weights import REGISTRY
+
+    if not values:
+        return None
+    mapping: dict[str, str] = {}
+    bare = []
+    for v in values:
+        name, sep, path = v.partition("=")
+        if sep and name in REGISTRY:
+            mapping[name] = path
+        else:
+            bare.append(v)
+    if bare and (mapping or len(bare) > 1):
+        raise click.BadParameter(
+            f"give one FILE, or NAME=FILE for each network (names: {', '.join(REGISTRY)})", param_hint="--weights"
+        )
+    return bare[0] if bare else mapping
+
+
+def alias(params: list[click.Parameter], old: str, dest: str, **kwargs: Any) -> None:
+    """A former option name, hidden from ``--help``; :func:`take_alias` reads it with a warning."""
+    params.append(click.Option([old, dest], hidden=True, default=None, **kwargs))
+
+
+def take_alias(kw: dict[str, Any], dest: str, old: str, new: str, target: str) -> None:
+    value = kw.pop(dest, None)
+    if value is None or value == () or value is False:
+        return
+    click.echo(f"iqa: warning: {old} is now {new}; the old name will be removed", err=True)
+    if isinstance(kw.get(target), tuple):
+        kw[target] = (*kw[target], *(value if isinstance(value, tuple) else (value,)))
+    else:
+        kw[target] = value
 
 
 def json_number(value: float) -> float | str:

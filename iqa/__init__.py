@@ -14,31 +14,40 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Public name -> module that defines it. Modules are imported on first attribute access.
 _EXPORTS = {
+    "Conventions": "iqa.options",
+    "FIDOptions": "iqa.set_metrics",
+    "FIDStatistics": "iqa.distribution.statistics",
     "IQAError": "iqa.errors",
     "IQAWarning": "iqa.errors",
-    "FIDStatistics": "iqa.metrics.fid",
     "ImageLoadError": "iqa.errors",
-    "LPIPS": "iqa.metrics.lpips",
-    "RangeError": "iqa.errors",
-    "ShapeError": "iqa.errors",
-    "WeightsError": "iqa.errors",
+    "ImageOptions": "iqa.options",
+    "KIDOptions": "iqa.set_metrics",
+    "LPIPS": "iqa.metrics.lpips_net",
+    "LPIPSOptions": "iqa.metrics.lpips",
+    "MSSSIMOptions": "iqa.metrics.ms_ssim",
+    "OptionError": "iqa.errors",
+    "PSNROptions": "iqa.metrics.psnr",
     "PairScore": "iqa.scoring",
+    "RangeError": "iqa.errors",
+    "SSIMOptions": "iqa.metrics.ssim",
     "ScoreStats": "iqa.scoring",
     "Scorer": "iqa.scoring",
-    "compute_statistics": "iqa.metrics.fid",
-    "fid": "iqa.metrics.fid",
-    "frechet_distance": "iqa.metrics.fid",
+    "ShapeError": "iqa.errors",
+    "WeightsError": "iqa.errors",
+    "compute_statistics": "iqa.set_metrics",
+    "fid": "iqa.set_metrics",
+    "frechet_distance": "iqa.distribution.frechet",
     "iter_scores": "iqa.scoring",
-    "kid": "iqa.metrics.fid",
+    "kid": "iqa.set_metrics",
     "lpips": "iqa.metrics.lpips",
-    "ms_ssim": "iqa.metrics.ssim",
-    "psnr": "iqa.metrics.psnr",
+    "ms_ssim": "iqa.metrics.ms_ssim",
     "pair_folders": "iqa.scoring",
-    "read_image": "iqa.io",
+    "psnr": "iqa.metrics.psnr",
+    "read_image": "iqa.decode",
     "score_folders": "iqa.scoring",
     "ssim": "iqa.metrics.ssim",
 }

@@ -10,11 +10,9 @@ from typing import Any
 
 from iqa.errors import ShapeError
 from iqa.io import Pair
+from iqa.options import COLOR_SPACES, Conventions, check_integer
 
 __all__ = ["COLOR_SPACES", "Y_COEFFS", "Y_OFFSET", "apply_conventions", "crop_border", "rgb_to_y"]
-
-#: ``color=`` values: score the channels as given, or BT.601 luma.
-COLOR_SPACES = ("rgb", "y")
 
 #: ITU-R BT.601 luma for R, G, B in [0, 1], giving Y in [16, 235] (MATLAB ``rgb2ycbcr``).
 Y_COEFFS = (65.481, 128.553, 24.966)
@@ -46,39 +44,37 @@ def rgb_to_y(pixels: Any, data_range: float, backend: str) -> Any:
 
 def crop_border(pixels: Any, k: int, backend: str, name: str = "image") -> Any:
     """Remove ``k`` pixels from every edge (NumPy ``N×H×W×C`` or torch ``N×C×H×W``)."""
-    if k < 0 or int(k) != k:
-        raise ValueError(f"crop_border must be a non-negative integer, got {k!r}")
+    k = check_integer(None, "crop_border", k, minimum=0)
     if k == 0:
         return pixels
     h, w = (pixels.shape[1:3] if backend == "numpy" else pixels.shape[2:4])
     if 2 * k >= min(h, w):
-        raise ShapeError(f"{name}: crop_border={k} leaves nothing of a {w}×{h} image")
+        raise ShapeError(
+            f"{name}: {{crop}} leaves nothing of a {w}×{h} image", options={"crop": ("crop_border", k)}
+        )
     if backend == "numpy":
         return pixels[:, k:-k, k:-k, :]
     return pixels[:, :, k:-k, k:-k]
 
 
-def apply_conventions(pair: Pair, *, color: str = "rgb", crop: int = 0) -> Pair:
+def apply_conventions(pair: Pair, conventions: Conventions) -> Pair:
     """Crop the border, then convert to Y if asked (the order the SR literature uses).
 
     Raises:
         ShapeError: ``color="y"`` on an image that is not RGB, or a crop larger than the image.
-        ValueError: an unknown ``color``.
     """
-    if color not in COLOR_SPACES:
-        raise ValueError(f"color must be one of {COLOR_SPACES}, got {color!r}")
-    ref = crop_border(pair.reference, crop, pair.backend, pair.names[0])
-    dist = crop_border(pair.distorted, crop, pair.backend, pair.names[1])
-    if color == "rgb":
+    ref = crop_border(pair.reference, conventions.crop_border, pair.backend, pair.names[0])
+    dist = crop_border(pair.distorted, conventions.crop_border, pair.backend, pair.names[1])
+    if conventions.color == "rgb":
         return pair.with_pixels(ref, dist)
     if pair.channels != 3:
         raise ShapeError(
-            f"{pair.names[0]}: color='y' needs RGB images, got {pair.channels} channel(s)"
-            + ("; a gray image is already luma: use color='rgb'" if pair.channels == 1 else "")
+            f"{pair.names[0]}: {{y}} needs RGB images, got {pair.channels} channel(s)"
+            + ("; a gray image is already luma: use {rgb}" if pair.channels == 1 else ""),
+            options={"y": ("color", "y"), "rgb": ("color", "rgb")},
         )
     return pair.with_pixels(
         rgb_to_y(ref, pair.data_range, pair.backend),
         rgb_to_y(dist, pair.data_range, pair.backend),
         data_range=255.0,
     )
-

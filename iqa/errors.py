@@ -1,24 +1,94 @@
-"""The exception hierarchy of iqa.
+"""The exception and warning hierarchy of iqa.
 
 Every error is also a builtin exception, so callers that already catch ``ValueError`` or
 ``OSError`` keep working. Messages say what was expected, what was received and how to fix
 it, and name the file when there is one.
+
+An error that names an option does so through a placeholder, so that the same error reads
+in the caller's language: ``scales=2`` when raised to Python, ``--scales 2`` (or
+``--ms-ssim-scales 2`` in ``iqa score``) when shown by the command line. The message's
+``{name}`` placeholders are filled by :meth:`IQAError.render` from ``options``; ``str(error)``
+is the Python rendering.
 """
 
 from __future__ import annotations
+
+import re
+from typing import Any, Callable, Mapping
 
 __all__ = [
     "IQAError",
     "IQAWarning",
     "ImageLoadError",
+    "OptionError",
     "RangeError",
+    "RenamedOptionWarning",
     "ShapeError",
+    "SkippedFilesWarning",
     "WeightsError",
+    "NAME",
+    "python_option",
 ]
 
 
+class _Name:
+    """Marks a placeholder that names an option without a value (``scales`` / ``--scales``)."""
+
+    def __repr__(self) -> str:
+        return "NAME"
+
+
+#: The value of a placeholder that names an option without suggesting a value.
+NAME: Any = _Name()
+
+#: How an option is written: ``(metric, keyword, value) -> text``. ``metric`` is the
+#: metric whose option it is (``None`` for the image layer's options).
+OptionNamer = Callable[[Any, str, Any], str]
+
+_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+
+
+def python_option(metric: str | None, keyword: str, value: Any) -> str:
+    """An option as a Python caller writes it: ``scales`` or ``scales=2``."""
+    return keyword if value is NAME else f"{keyword}={value!r}"
+
+
 class IQAError(Exception):
-    """Base class of every error raised by iqa."""
+    """Base class of every error raised by iqa.
+
+    Args:
+        message: the text; ``{placeholder}`` marks where an option is named.
+        options: placeholder → keyword (names the option), or → ``(keyword, value)``
+            (suggests a value). A placeholder missing here stays as written.
+        metric: the metric whose options the placeholders name, if any.
+    """
+
+    def __init__(
+        self, message: str = "", *, options: Mapping[str, Any] | None = None, metric: str | None = None
+    ) -> None:
+        self.template = str(message)
+        self.options = dict(options or {})
+        self.metric = metric
+        super().__init__(self.render())
+
+    def render(self, namer: OptionNamer | None = None) -> str:
+        """The message with every option written by ``namer`` (default: Python keywords)."""
+        if not self.options:
+            return self.template
+        namer = namer or python_option
+
+        def fill(m: re.Match) -> str:
+            ref = self.options.get(m[1])
+            if ref is None:
+                return m[0]
+            keyword, value = (ref, NAME) if isinstance(ref, str) else ref
+            return namer(self.metric, keyword, value)
+
+        return _PLACEHOLDER.sub(fill, self.template)
+
+
+class OptionError(IQAError, ValueError):
+    """An option value that is not allowed (an unknown choice, a value out of range)."""
 
 
 class ShapeError(IQAError, ValueError):
@@ -39,3 +109,18 @@ class WeightsError(IQAError, RuntimeError):
 
 class IQAWarning(UserWarning):
     """Warnings issued by iqa (for example a covariance that is singular)."""
+
+
+class RenamedOptionWarning(IQAWarning, FutureWarning):
+    """A keyword or command-line option was used under its former name."""
+
+
+class SkippedFilesWarning(IQAWarning):
+    """Unreadable files were skipped; ``skipped`` holds ``(file, reason)`` pairs.
+
+    The command line lists the files itself, so it routes this category apart.
+    """
+
+    def __init__(self, message: str, skipped: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.skipped = list(skipped or [])

@@ -1,15 +1,23 @@
-"""Peak signal-to-noise ratio."""
+"""Peak signal-to-noise ratio: its (empty) options, public function and kernel."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from iqa.color import apply_conventions
-from iqa.io import Pair, prepare_pair
+from iqa.io import Pair
+from iqa.options import Conventions, ImageOptions, Options
 
-__all__ = ["compute_psnr", "psnr"]
+__all__ = ["PSNROptions", "compute_psnr", "psnr"]
+
+
+@dataclass(frozen=True)
+class PSNROptions(Options):
+    """PSNR has no parameters beyond the image layer's and the conventions."""
+
+    metric = "psnr"
 
 
 def psnr(
@@ -56,32 +64,38 @@ def psnr(
     assessment", Electronics Letters 2008.
     Matches: ``skimage.metrics.peak_signal_noise_ratio(ref, dist, data_range=R)``.
     """
-    pair = prepare_pair(reference, distorted, data_range=data_range, bit_depth=bit_depth, alpha=alpha)
-    return pair.result(compute_psnr(pair, color=color, crop_border=crop_border))
+    from iqa.pairwise import evaluate
+
+    return evaluate(
+        "psnr", reference, distorted,
+        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha),
+        conventions=Conventions(color=color, crop_border=crop_border),
+        options=PSNROptions(),
+    )
 
 
-def compute_psnr(pair: Pair, *, color: str = "rgb", crop_border: int = 0) -> Any:
-    """PSNR of a prepared pair, one value per image (NumPy float64 array or tensor).
+def compute_psnr(pair: Pair, options: PSNROptions, runtime: Any = None, want_map: bool = False) -> tuple[Any, None]:
+    """The PSNR kernel: ``(values, None)`` of a prepared pair (conventions applied), one value
+    per image (NumPy float64 array or tensor).
 
     NumPy input, and CPU tensors that need no gradient, go through one float64 kernel (the
     tensor's result is returned in its own dtype); tensors that need a gradient, or live on
     a GPU, use torch operations.
     """
-    pair = apply_conventions(pair, color=color, crop=crop_border)
     ref, dist = pair.reference, pair.distorted
     peak = pair.data_range**2
     if pair.backend == "numpy":
         with np.errstate(divide="ignore"):
-            return 10.0 * np.log10(peak / _mse_numpy(ref, dist))
+            return 10.0 * np.log10(peak / _mse_numpy(ref, dist)), None
     import torch
 
     needs_grad = torch.is_grad_enabled() and (ref.requires_grad or dist.requires_grad)
     if not needs_grad and ref.device.type == "cpu" and ref.dtype in (torch.float32, torch.float64):
         mse = _mse_numpy(ref.detach().numpy(), dist.detach().numpy())
         with np.errstate(divide="ignore"):
-            return torch.from_numpy(10.0 * np.log10(peak / mse)).to(ref.dtype)
+            return torch.from_numpy(10.0 * np.log10(peak / mse)).to(ref.dtype), None
     mse = (ref - dist).square().mean(dim=(1, 2, 3))
-    return 10.0 * torch.log10(peak / mse)
+    return 10.0 * torch.log10(peak / mse), None
 
 
 #: Elements per chunk of the MSE kernel: the difference buffer stays in the L1 cache, and

@@ -1,7 +1,8 @@
-"""SSIM and MS-SSIM.
+"""SSIM, and the kernels it shares with MS-SSIM (:mod:`iqa.metrics.ms_ssim`).
 
-They share the Gaussian window, the per-scale luminance/contrast-structure terms and the
-box-filter downsampling, so they live together.
+The whole computation of SSIM is here: its options, the public function, the kernel
+(:func:`compute_ssim`), the Gaussian window, MATLAB's box downsampling and the two routes
+that compute the local statistics.
 
 Kernels:
     NumPy input is computed in float64 with OpenCV's separable filter, one channel of one
@@ -21,25 +22,71 @@ import math
 import numbers
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from iqa.color import apply_conventions
-from iqa.errors import ShapeError
-from iqa.io import Pair, prepare_pair
+from iqa.errors import OptionError, ShapeError
+from iqa.io import Pair
+from iqa.options import Conventions, ImageOptions, Options, option, renamed_keyword
 
-__all__ = ["MS_SSIM_WEIGHTS", "compute_ms_ssim", "compute_ssim", "ms_ssim", "ssim"]
+__all__ = ["K1", "K2", "SSIMOptions", "compute_ssim", "gaussian_window", "ssim", "ssim_map_view"]
 
-#: Wang, Simoncelli & Bovik (2003), Table 1: the exponents of the five scales.
-MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-
+#: The stabilising constants: C1 = (K1·L)², C2 = (K2·L)².
 K1, K2 = 0.01, 0.03
 
 
-# --------------------------------------------------------------------------------------
-# Public functions
-# --------------------------------------------------------------------------------------
+def check_win_size(win_size: Any, metric: str | None = None) -> int:
+    """``win_size`` as an int, or an :class:`OptionError`: it must be an odd positive integer."""
+    if isinstance(win_size, bool) or not isinstance(win_size, numbers.Integral) or win_size < 1 or win_size % 2 == 0:
+        raise OptionError(
+            f"{{kw}} must be odd and positive, got {win_size!r}; the usual window is 11",
+            options={"kw": "win_size"}, metric=metric,
+        )
+    return int(win_size)
+
+
+def check_sigma(sigma: Any, metric: str | None = None) -> float:
+    """``sigma`` as a float, or an :class:`OptionError`.
+
+    It must be a positive finite number whose window is finite: the centre tap is
+    ``exp(-0 / 2σ²)``, which is 0/0 once 2σ² underflows to 0 (σ below about 1e-162).
+    Above that, taps that underflow are exact zeros and the window stays well defined.
+    """
+    s = float(sigma) if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool) else math.nan
+    if not (math.isfinite(s) and s > 0 and 2.0 * s * s > 0):
+        raise OptionError(
+            "{kw} must be a positive finite number large enough that the Gaussian window is "
+            f"finite (2·sigma² must not underflow to 0, about 1e-162), got {sigma!r}; the usual sigma is 1.5",
+            options={"kw": "sigma"}, metric=metric,
+        )
+    return s
+
+
+WIN_SIZE_HELP = "Odd size of the Gaussian window."
+SIGMA_HELP = "Standard deviation of the Gaussian window: positive and finite."
+
+
+@dataclass(frozen=True)
+class SSIMOptions(Options):
+    """The parameters of SSIM (the constants K1 = 0.01, K2 = 0.03 are fixed)."""
+
+    metric = "ssim"
+
+    win_size: int = option(11, WIN_SIZE_HELP)
+    sigma: float = option(1.5, SIGMA_HELP)
+    downsample: bool = option(False, "MATLAB ssim.m's automatic downsampling by round(min(H, W)/256).")
+
+    def validate(self) -> None:
+        self._set("win_size", check_win_size(self.win_size, self.metric))
+        self._set("sigma", check_sigma(self.sigma, self.metric))
+        if not isinstance(self.downsample, (bool, np.bool_)):
+            raise self._error(f"{{kw}} must be True or False, got {self.downsample!r}", "downsample")
+        self._set("downsample", bool(self.downsample))
+
+    def constants(self) -> dict[str, Any]:
+        return {"k1": K1, "k2": K2, "window": "gaussian"}
 
 
 def ssim(
@@ -54,7 +101,8 @@ def ssim(
     win_size: int = 11,
     sigma: float = 1.5,
     downsample: bool = False,
-    full: bool = False,
+    return_map: bool = False,
+    full: bool | None = None,
 ) -> Any:
     """Structural similarity (Wang et al. 2004).
 
@@ -78,17 +126,18 @@ def ssim(
             compares pixel by pixel, as ``win_size=1`` does.
         downsample: MATLAB ``ssim.m``'s automatic downsampling: an f×f box filter with
             symmetric edges then every f-th pixel, f = max(1, round(min(H, W) / 256)).
-        full: also return the SSIM map of the valid region (``N×H'×W'×C`` for NumPy,
+        return_map: also return the SSIM map of the valid region (``N×H'×W'×C`` for NumPy,
             ``N×C×H'×W'`` for tensors; without the batch dimension for a single image).
+        full: the former name of ``return_map`` (scikit-image's); deprecated.
 
     Returns:
         A float (paths, a single NumPy image), a float64 array (NumPy batch) or a tensor;
-        with ``full=True`` a tuple ``(value, map)``.
+        with ``return_map=True`` a tuple ``(value, map)``.
 
     Raises:
         ShapeError: an image smaller than the window, or mismatched images.
         RangeError, ImageLoadError: from the image layer.
-        ValueError: an even or non-positive ``win_size``, or an invalid ``sigma``.
+        OptionError: an even or non-positive ``win_size``, or an invalid ``sigma``.
 
     Example:
         >>> import numpy as np
@@ -103,263 +152,94 @@ def ssim(
     gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1)``;
     with ``downsample=True``, Wang's ``ssim.m``.
     """
-    pair = prepare_pair(reference, distorted, data_range=data_range, bit_depth=bit_depth, alpha=alpha)
-    out = compute_ssim(
-        pair, color=color, crop_border=crop_border, win_size=win_size, sigma=sigma,
-        downsample=downsample, full=full,
-    )
-    if not full:
-        return pair.result(out)
-    value, ssim_map = out
-    return pair.result(value), (ssim_map if pair.batched else ssim_map[0])
+    from iqa.pairwise import evaluate
 
-
-def ms_ssim(
-    reference: Any,
-    distorted: Any,
-    *,
-    data_range: float | None = None,
-    bit_depth: int | None = None,
-    alpha: str = "error",
-    color: str = "rgb",
-    crop_border: int = 0,
-    win_size: int = 11,
-    sigma: float = 1.5,
-    scales: int | None = None,
-    weights: tuple[float, ...] | None = None,
-) -> Any:
-    """Multi-scale structural similarity (Wang, Simoncelli & Bovik 2003).
-
-    ``prod_j cs_j^w_j · ssim_S^w_S`` over ``scales`` scales with the published weights
-    (0.0448, 0.2856, 0.3001, 0.2363, 0.1333). Between scales: a 2×2 average then every
-    other pixel, odd sizes extended symmetrically at the bottom/right edge (output
-    ``ceil(n/2)``), as in Wang's ``msssim.m``. The per-channel means cs₁…cs_{S-1} and
-    ssim_S are clamped at 0 before the weighted product (no NaN from a negative base).
-    Colour images are scored per channel, then averaged.
-
-    Args:
-        reference, distorted, data_range, bit_depth, alpha, color, crop_border, win_size,
-            sigma: as for :func:`ssim`.
-        scales: number of scales (1–5, default 5); fewer scales use the first weights,
-            renormalised to sum to 1. The short side must be at least
-            ``win_size · 2**(scales-1)`` (176 px for the default).
-        weights: custom exponents, one per scale, used as given: finite, non-negative and
-            not all zero. Their number sets the scales; ``scales``, if also passed, must
-            equal it.
-
-    Returns:
-        As for :func:`ssim` (without a map).
-
-    Raises:
-        ShapeError: the image is too small for the number of scales.
-        ValueError: invalid ``scales`` or ``weights`` (or both, disagreeing), ``win_size``
-            or ``sigma``.
-
-    Example:
-        >>> import numpy as np
-        >>> rng = np.random.default_rng(0)
-        >>> a = rng.integers(0, 256, (176, 176, 3), dtype=np.uint8)
-        >>> ms_ssim(a, a)
-        1.0
-
-    References: Wang, Simoncelli & Bovik, "Multiscale structural similarity for image
-    quality assessment", Asilomar 2003.
-    Matches: ``pytorch_msssim.ms_ssim(x, y, data_range=L)`` on sizes divisible by 16;
-    Wang's ``msssim.m`` on all sizes.
-    """
-    pair = prepare_pair(reference, distorted, data_range=data_range, bit_depth=bit_depth, alpha=alpha)
-    return pair.result(
-        compute_ms_ssim(
-            pair, color=color, crop_border=crop_border, win_size=win_size, sigma=sigma,
-            scales=scales, weights=weights,
-        )
+    if full is not None:
+        return_map = renamed_keyword("full", "return_map", full)
+    return evaluate(
+        "ssim", reference, distorted,
+        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha),
+        conventions=Conventions(color=color, crop_border=crop_border),
+        options=SSIMOptions(win_size=win_size, sigma=sigma, downsample=downsample),
+        return_map=return_map,
     )
 
 
-def compute_ssim(
-    pair: Pair,
-    *,
-    color: str = "rgb",
-    crop_border: int = 0,
-    win_size: int = 11,
-    sigma: float = 1.5,
-    downsample: bool = False,
-    full: bool = False,
-) -> Any:
-    """SSIM of a prepared pair: one value per image, and the map when ``full``."""
-    window = gaussian_window(win_size, sigma)
-    pair = apply_conventions(pair, color=color, crop=crop_border)
-    h, w = _size(pair.reference, pair.backend)
-    f = max(1, math.floor(min(h, w) / 256 + 0.5)) if downsample else 1  # MATLAB round()
-    _check_window((h + f - 1) // f, (w + f - 1) // f, pair, win_size, "SSIM")
+def compute_ssim(pair: Pair, options: SSIMOptions, runtime: Any = None, want_map: bool = False) -> tuple[Any, Any]:
+    """The SSIM kernel: ``(values, maps)`` of a prepared pair (conventions applied), one value
+    per image; ``maps`` is None unless ``want_map``."""
+    win_size = options.win_size
+    window = gaussian_window(win_size, options.sigma)
+    h, w = image_size(pair.reference, pair.backend)
+    f = max(1, math.floor(min(h, w) / 256 + 0.5)) if options.downsample else 1  # MATLAB round()
+    check_window((h + f - 1) // f, (w + f - 1) // f, pair, win_size, "SSIM", "ssim")
     c1, c2 = (K1 * pair.data_range) ** 2, (K2 * pair.data_range) ** 2
-    planes = _as_planes(pair)
+    planes = as_planes(pair)
     if planes is not None:
         ref, dist, restore = planes
         n, ch = ref.shape[0], ref.shape[3]
         ssim_map = None
-        if full:
+        if want_map:
             hv, wv = (h + f - 1) // f - 2 * (win_size // 2), (w + f - 1) // f - 2 * (win_size // 2)
             ssim_map = np.empty((n, hv, wv, ch), ref.dtype)
 
-        def job(k: int, ws: _Workspace) -> float:
+        def job(k: int, ws: Workspace) -> float:
             i, c = divmod(k, ch)
             x, y = ref[i, :, :, c], dist[i, :, :, c]
             if f > 1:
-                x, y = _box_downsample_plane(x, f), _box_downsample_plane(y, f)
-            out = ssim_map[i, :, :, c] if full else None
-            return _plane_stats(x, y, window, c1, c2, ws, out, want_cs=False)[0]
+                x, y = box_downsample_plane(x, f), box_downsample_plane(y, f)
+            out = ssim_map[i, :, :, c] if want_map else None
+            return plane_stats(x, y, window, c1, c2, ws, out, want_cs=False)[0]
 
-        values = np.array(_run_planes(job, n * ch), dtype=np.float64).reshape(n, ch)
+        values = np.array(run_planes(job, n * ch), dtype=np.float64).reshape(n, ch)
         value = restore(values.mean(axis=1))
-        return (value, restore(ssim_map, image=True)) if full else value
+        return value, (restore(ssim_map, image=True) if want_map else None)
     ref, dist = pair.reference, pair.distorted
     if f > 1:
-        ref, dist = _box_downsample_torch(ref, f), _box_downsample_torch(dist, f)
-    ssim_c, _, ssim_map = _stats_torch(ref, dist, window, c1, c2, full)
-    return (ssim_c.mean(1), ssim_map) if full else ssim_c.mean(1)
+        ref, dist = box_downsample_torch(ref, f), box_downsample_torch(dist, f)
+    ssim_c, _, ssim_map = stats_torch(ref, dist, window, c1, c2, want_map)
+    return ssim_c.mean(1), ssim_map
 
 
-def compute_ms_ssim(
-    pair: Pair,
-    *,
-    color: str = "rgb",
-    crop_border: int = 0,
-    win_size: int = 11,
-    sigma: float = 1.5,
-    scales: int | None = None,
-    weights: tuple[float, ...] | None = None,
-) -> Any:
-    """MS-SSIM of a prepared pair, one value per image."""
-    w = _scale_weights(scales, weights)
-    window = gaussian_window(win_size, sigma)
-    pair = apply_conventions(pair, color=color, crop=crop_border)
-    h, wd = _size(pair.reference, pair.backend)
-    need = win_size * 2 ** (len(w) - 1)
-    if min(h, wd) < need:
-        fit = int(math.floor(math.log2(min(h, wd) / win_size))) + 1 if min(h, wd) >= win_size else 0
-        hint = f"; pass scales={fit} (weights renormalised)" if fit >= 1 else ""
-        raise ShapeError(
-            f"{pair.names[0]}: MS-SSIM with {len(w)} scales needs a short side of at least "
-            f"{need} px, got {wd}×{h}{hint}"
-        )
-    _check_window(h, wd, pair, win_size, "MS-SSIM")
-    c1, c2 = (K1 * pair.data_range) ** 2, (K2 * pair.data_range) ** 2
-    planes = _as_planes(pair)
-    if planes is not None:
-        # One channel of one image through all scales: the working set stays in cache.
-        ref, dist, restore = planes
-        n, ch = ref.shape[0], ref.shape[3]
-        last = len(w) - 1
-
-        def job(k: int, ws: _Workspace) -> list[float]:
-            i, c = divmod(k, ch)
-            x, y = ref[i, :, :, c], dist[i, :, :, c]
-            out = []
-            for s in range(len(w)):
-                ssim_v, cs_v = _plane_stats(x, y, window, c1, c2, ws, want_ssim=s == last, want_cs=s < last)
-                out.append(ssim_v if s == last else cs_v)
-                if s < last:
-                    x, y = _box_downsample_plane(x, 2), _box_downsample_plane(y, 2)
-            return out
-
-        terms = np.array(_run_planes(job, n * ch), dtype=np.float64).reshape(n, ch, len(w))
-        weights_arr = np.asarray(w, dtype=np.float64)
-        return restore(np.prod(np.maximum(terms, 0.0) ** weights_arr, axis=2).mean(axis=1))
-    import torch
-
-    ref, dist = pair.reference, pair.distorted
-    terms_t = []
-    for s in range(len(w)):
-        ssim_c, cs_c, _ = _stats_torch(ref, dist, window, c1, c2, False)
-        terms_t.append(cs_c if s < len(w) - 1 else ssim_c)
-        if s < len(w) - 1:
-            ref, dist = _box_downsample_torch(ref, 2), _box_downsample_torch(dist, 2)
-    stacked = torch.relu(torch.stack(terms_t))  # (S, N, C); clamp at 0 before the product
-    weights_t = torch.tensor(w, dtype=stacked.dtype, device=stacked.device).view(-1, 1, 1)
-    return torch.prod(stacked**weights_t, dim=0).mean(dim=1)
+def ssim_map_view(maps: Any, index: int, options: SSIMOptions) -> tuple[np.ndarray, dict[str, Any]]:
+    """Image ``index``'s SSIM map as one plane (channels averaged) and how to draw it."""
+    m = maps[index]
+    plane = np.asarray(m.detach().cpu().double().permute(1, 2, 0) if hasattr(m, "detach") else m).mean(axis=-1)
+    h, w = plane.shape
+    return plane, {
+        "vmin": min(0.0, float(plane.min())),
+        "vmax": 1.0,
+        "reverse": True,
+        "title": f"SSIM map, valid region {w}x{h}: bright = different",
+    }
 
 
 # --------------------------------------------------------------------------------------
-# Shared pieces
+# Building blocks shared with MS-SSIM
 # --------------------------------------------------------------------------------------
 
 
-def _scale_weights(scales: int | None, weights: tuple[float, ...] | None) -> tuple[float, ...]:
-    """The exponents of the scales: the published ones (renormalised below five scales),
-    or ``weights`` as given."""
-    if weights is not None:
-        try:
-            if isinstance(weights, (str, bytes)):
-                raise TypeError
-            w = tuple(float(x) for x in weights)
-        except (TypeError, ValueError):
-            raise ValueError(f"weights must be a sequence of numbers, one per scale, got {weights!r}") from None
-        # All-zero weights would score every pair 1.0, and NaN would pass a plain `< 0` test.
-        if not w or not all(math.isfinite(x) and x >= 0 for x in w) or not sum(w) > 0:
-            raise ValueError(
-                f"weights must be finite, non-negative and not all zero, one per scale, got {weights!r}"
-            )
-        if scales is not None and scales != len(w):
-            raise ValueError(
-                f"scales={scales!r} disagrees with the {len(w)} weights given; pass weights alone "
-                f"(their number sets the scales)"
-            )
-        return w
-    if scales is None:
-        scales = len(MS_SSIM_WEIGHTS)
-    if not isinstance(scales, (int, np.integer)) or not 1 <= scales <= len(MS_SSIM_WEIGHTS):
-        raise ValueError(f"scales must be an integer from 1 to {len(MS_SSIM_WEIGHTS)}, got {scales!r}")
-    if scales == len(MS_SSIM_WEIGHTS):
-        return MS_SSIM_WEIGHTS  # as published (they sum to 1.0001; not renormalised)
-    w = MS_SSIM_WEIGHTS[:scales]
-    total = sum(w)
-    return tuple(x / total for x in w)
-
-
-def _size(x: Any, backend: str) -> tuple[int, int]:
+def image_size(x: Any, backend: str) -> tuple[int, int]:
     return (int(x.shape[1]), int(x.shape[2])) if backend == "numpy" else (int(x.shape[2]), int(x.shape[3]))
 
 
-def _check_window(h: int, w: int, pair: Pair, win_size: int, what: str) -> None:
+def check_window(h: int, w: int, pair: Pair, win_size: int, what: str, metric: str) -> None:
     if min(h, w) < win_size:
         raise ShapeError(
             f"{pair.names[0]}: {what} needs images of at least {win_size}×{win_size} "
-            f"(the window), got {w}×{h}; pass a smaller win_size"
+            f"(the window), got {w}×{h}; pass a smaller {{kw}}",
+            options={"kw": "win_size"}, metric=metric,
         )
-
-
-def _check_win_size(win_size: Any) -> int:
-    """``win_size`` as an int, or a ValueError: it must be an odd positive integer."""
-    if isinstance(win_size, bool) or not isinstance(win_size, numbers.Integral) or win_size < 1 or win_size % 2 == 0:
-        raise ValueError(f"win_size must be odd and positive, got {win_size!r}; the usual window is 11")
-    return int(win_size)
-
-
-def _check_sigma(sigma: Any) -> float:
-    """``sigma`` as a float, or a ValueError.
-
-    It must be a positive finite number whose window is finite: the centre tap is
-    ``exp(-0 / 2σ²)``, which is 0/0 once 2σ² underflows to 0 (σ below about 1e-162).
-    Above that, taps that underflow are exact zeros and the window stays well defined.
-    """
-    s = float(sigma) if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool) else math.nan
-    if not (math.isfinite(s) and s > 0 and 2.0 * s * s > 0):
-        raise ValueError(
-            f"sigma must be a positive finite number large enough that the Gaussian window is "
-            f"finite (2·sigma² must not underflow to 0, about 1e-162), got {sigma!r}; the usual sigma is 1.5"
-        )
-    return s
 
 
 def gaussian_window(win_size: int, sigma: float) -> np.ndarray:
     """The normalised 1-D Gaussian ``exp(-x²/2σ²)`` on ``x = -(n//2) … n//2`` (float64).
 
     Raises:
-        ValueError: ``win_size`` is not an odd positive integer, or ``sigma`` is not a
-            positive finite number with a finite window (see :func:`_check_sigma`).
+        OptionError: ``win_size`` is not an odd positive integer, or ``sigma`` is not a
+            positive finite number with a finite window (see :func:`check_sigma`).
     """
-    win_size, sigma = _check_win_size(win_size), _check_sigma(sigma)
+    win_size, sigma = check_win_size(win_size), check_sigma(sigma)
     x = np.arange(win_size, dtype=np.float64) - win_size // 2
     # x²/2σ² may overflow to inf for a tiny σ: exp(-inf) = 0 is then the exact tap. A huge σ
     # makes 2σ² inf and the window flat, the Gaussian's limit.
@@ -368,7 +248,7 @@ def gaussian_window(win_size: int, sigma: float) -> np.ndarray:
     return g / g.sum()
 
 
-def _as_planes(pair: Pair):
+def as_planes(pair: Pair):
     """NumPy channels-last views for the OpenCV route, or None for the torch route.
 
     NumPy input always takes the OpenCV route. A tensor takes it when it lives on the CPU and
@@ -419,7 +299,7 @@ def _downsample_indices(n: int, f: int) -> tuple[np.ndarray, int]:
     return _symmetric_index(n, c - 1, f - c)[: out * f], out
 
 
-def _box_downsample_plane(x: np.ndarray, f: int) -> np.ndarray:
+def box_downsample_plane(x: np.ndarray, f: int) -> np.ndarray:
     h, w = x.shape
     rows, out_h = _downsample_indices(h, f)
     cols, out_w = _downsample_indices(w, f)
@@ -433,7 +313,7 @@ def _box_downsample_plane(x: np.ndarray, f: int) -> np.ndarray:
     return xe.reshape(out_h, f, out_w, f).mean(axis=(1, 3))
 
 
-def _box_downsample_torch(x: Any, f: int) -> Any:
+def box_downsample_torch(x: Any, f: int) -> Any:
     import torch
 
     h, w = x.shape[2], x.shape[3]
@@ -471,7 +351,7 @@ _BAND_ELEMS = 1 << 17
 _BAND_MIN_ROWS = 64
 
 
-class _Workspace:
+class Workspace:
     """Scratch buffers reused across the planes one thread processes in one call."""
 
     def __init__(self) -> None:
@@ -484,13 +364,13 @@ class _Workspace:
         return buf
 
 
-def _plane_stats(
+def plane_stats(
     x: np.ndarray,
     y: np.ndarray,
     window: np.ndarray,
     c1: float,
     c2: float,
-    ws: _Workspace,
+    ws: Workspace,
     out_map: np.ndarray | None = None,
     want_ssim: bool = True,
     want_cs: bool = True,
@@ -587,7 +467,7 @@ def _thread_budget() -> int:
     return max(1, min(cv2.getNumThreads(), cpus))
 
 
-def _run_planes(job: Any, count: int) -> list[Any]:
+def run_planes(job: Any, count: int) -> list[Any]:
     """``[job(k, workspace) for k in range(count)]``, spread over the thread budget.
 
     OpenCV and NumPy release the GIL in their loops, so planes run in parallel. Each thread
@@ -596,11 +476,11 @@ def _run_planes(job: Any, count: int) -> list[Any]:
     global _POOL, _POOL_SIZE
     threads = min(_thread_budget(), count)
     if threads <= 1:
-        ws = _Workspace()
+        ws = Workspace()
         return [job(k, ws) for k in range(count)]
 
     def share(start: int) -> list[tuple[int, Any]]:
-        ws = _Workspace()
+        ws = Workspace()
         return [(k, job(k, ws)) for k in range(start, count, threads)]
 
     with _POOL_LOCK:
@@ -628,7 +508,7 @@ def _run_planes(job: Any, count: int) -> list[Any]:
 # --------------------------------------------------------------------------------------
 
 
-def _stats_torch(ref, dist, window, c1, c2, want_map):
+def stats_torch(ref, dist, window, c1, c2, want_map):
     """Per image and channel SSIM and cs means of N×C×H×W tensors, differentiable.
 
     The same u = x + y, v = x − y formulation as the OpenCV kernel, with a separable

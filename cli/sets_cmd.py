@@ -1,0 +1,263 @@
+"""``iqa fid``, ``iqa kid`` and ``iqa stats``: the set metrics over folders.
+
+Each input is a folder (recursive, sorted), a ``.txt`` list of image files (one a line,
+relative to the list's folder) or an ``.npz`` of statistics. The value goes to
+stdout (rank 0 only under ``torchrun``); progress, skipped files and warnings to stderr. Exit
+codes: 0 success, 1 an error or at least one unreadable image (the value is still printed).
+The metric options are generated from :class:`iqa.set_metrics.FIDOptions` and ``KIDOptions``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import click
+
+from iqa import __version__
+from iqa.options import ImageOptions
+from iqa.set_metrics import FIDOptions, KIDOptions, _FeatureOptions
+
+from .options import (
+    alias,
+    build,
+    cli_namer,
+    default_workers,
+    field_option,
+    json_number,
+    parse_weights,
+    runtime_options,
+    take_alias,
+    workers_option,
+)
+from .progress import progress_bar
+
+_LIST_LIMIT = 20
+
+
+def _is_main_rank() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _params(cls: Any, *, sources: int) -> list[click.Parameter]:
+    params: list[click.Parameter] = [
+        click.Argument([f"source{i + 1}" if sources > 1 else "source"], type=click.Path(exists=True))
+        for i in range(sources)
+    ]
+    for f in cls.cli_fields():
+        params.append(field_option(f))
+    runtime_options(params, batch_size=50, pairs=False)
+    workers_option(params, "decode images (and resize them in clean mode)")
+    image = {f.name: f for f in ImageOptions.fields()}
+    params.append(field_option(image["data_range"]))
+    params.append(click.Option(["--alpha", "alpha"], type=click.Choice(["error", "drop"]), default="error",
+                               show_default=True, help="Alpha channel: refuse transparency, or drop the channel."))
+    params.append(click.Option(["--strict"], is_flag=True,
+                               help="Stop at the first unreadable image instead of skipping it."))
+    params.append(click.Option(["--progress/--no-progress"], default=None,
+                               help="Progress bar on stderr [default: when stderr is a terminal]."))
+    return params
+
+
+@contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Show the library's warnings as one line each on stderr (rank 0), not as Python
+    warnings; skipped files are listed by the command itself, so their category is left out."""
+    from iqa.errors import SkippedFilesWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            if _is_main_rank():
+                seen = set()
+                for w in caught:
+                    msg = str(w.message)
+                    if not issubclass(w.category, SkippedFilesWarning) and msg not in seen:
+                        seen.add(msg)
+                        click.echo(f"iqa: warning: {msg}", err=True)
+
+
+def _npz_dims(source: str) -> int | None:
+    if not source.lower().endswith(".npz") or not os.path.isfile(source):
+        return None
+    import numpy as np
+
+    try:
+        with np.load(source, allow_pickle=False) as f:
+            return int(f["dims"]) if "dims" in f.files else int(np.asarray(f["mu"]).size)
+    except Exception:  # an unreadable file is reported with its reason when it is loaded
+        return None
+
+
+def _setup(cls: Any, kw: dict[str, Any], sources: tuple[str, ...]) -> tuple[Any, Any]:
+    """The options (``--dims`` defaulting to an ``.npz`` input's) and the feature extractor."""
+    from iqa.errors import OptionError
+    from iqa.set_metrics import extractor
+
+    namer = cli_namer()
+    click.get_current_context().ensure_object(dict)["namer"] = namer
+    if kw.get("dims") is None:
+        found = [d for d in map(_npz_dims, sources) if d is not None]
+        if found:
+            kw["dims"] = str(found[0])
+    options = build(cls, kw, namer=namer)
+    try:
+        ext = extractor(options, weights=parse_weights(kw["weights"]), device=kw["device"],
+                        batch_size=kw["batch_size"], workers=default_workers() if kw["workers"] is None else kw["workers"])
+    except OptionError as exc:
+        raise click.UsageError(exc.render(namer)) from None
+    return options, ext
+
+
+def _statistics(ext: Any, source: str, kw: dict[str, Any], keep_features: bool) -> Any:
+    bar = progress_bar(None, "img", os.path.basename(os.path.normpath(source)) or source, kw["progress"])
+    try:
+        return ext.statistics(source, data_range=kw["data_range"], alpha=kw["alpha"], strict=kw["strict"],
+                              keep_features=keep_features, progress=bar)
+    finally:
+        bar.close()
+
+
+def _report_skipped(stats_list: list[Any]) -> int:
+    total = 0
+    for stats in stats_list:
+        real = [s for s in stats.skipped if s[0] != "(not recorded)"]
+        total += len(real)
+        if real and _is_main_rank():
+            click.echo(f"iqa: {len(real)} unreadable image(s) skipped:", err=True)
+            for path, reason in real[:_LIST_LIMIT]:
+                click.echo(f"  {reason if reason.startswith(path) else f'{path}: {reason}'}", err=True)
+            if len(real) > _LIST_LIMIT:
+                click.echo(f"  ... and {len(real) - _LIST_LIMIT} more", err=True)
+    return total
+
+
+def _inputs(sources: tuple[str, ...], stats: list[Any]) -> list[dict[str, Any]]:
+    return [{"path": s, **st.metadata()} for s, st in zip(sources, stats)]
+
+
+def _finish(skipped: int) -> None:
+    if skipped:
+        click.get_current_context().exit(1)
+
+
+def _command(name: str, cls: Any, sources: int, extra: list[click.Parameter], callback: Callable, help: str) -> click.Command:
+    params = _params(cls, sources=sources) + extra
+    return click.Command(name, params=params, callback=callback, help=help, short_help=help.split("\n")[0])
+
+
+def _format_option(text_help: str) -> click.Option:
+    return click.Option(["--format", "fmt"], type=click.Choice(["text", "json"]), default="text", show_default=True,
+                        help=text_help)
+
+
+_ALLOW = click.Option(["--allow-mismatch"], is_flag=True, help="Compare statistics made with different modes or weights.")
+
+
+def _fid(**kw: Any) -> None:
+    from iqa.distribution.frechet import distance
+
+    sources = (kw["source1"], kw["source2"])
+    options, ext = _setup(FIDOptions, kw, sources)
+    with _warnings_to_stderr():
+        stats = [_statistics(ext, s, kw, keep_features=False) for s in sources]
+        value = distance(stats[0], stats[1], route=options.route, allow_mismatch=kw["allow_mismatch"])
+    skipped = _report_skipped(stats)
+    if _is_main_rank():
+        if kw["fmt"] == "text":
+            click.echo(repr(value))
+        else:
+            doc = {
+                "metric": "fid",
+                "value": json_number(value),
+                "route": options.route,
+                "options": options.provenance(),
+                "inputs": _inputs(sources, stats),
+                "allow_mismatch": kw["allow_mismatch"],
+                "iqa_version": __version__,
+            }
+            click.echo(json.dumps(doc, indent=2, allow_nan=False))
+    _finish(skipped)
+
+
+def _kid(**kw: Any) -> None:
+    from iqa.set_metrics import kid_of
+
+    sources = (kw["source1"], kw["source2"])
+    options, ext = _setup(KIDOptions, kw, sources)
+    with _warnings_to_stderr():
+        stats = [_statistics(ext, s, kw, keep_features=True) for s in sources]
+        result = kid_of(stats[0], stats[1], options, allow_mismatch=kw["allow_mismatch"])
+    skipped = _report_skipped(stats)
+    if _is_main_rank():
+        if kw["fmt"] == "text":
+            click.echo(f"{result.mean!r} {result.std!r}")
+        else:
+            doc = {
+                "metric": "kid",
+                "mean": json_number(result.mean),
+                "std": json_number(result.std),
+                "subsets": result.subsets,
+                "subset_size": result.subset_size,
+                "subset_size_requested": options.subset_size,
+                "seed": result.seed,
+                "kernel": options.constants()["kernel"],
+                "options": options.provenance(),
+                "notes": list(result.notes),
+                "inputs": _inputs(sources, stats),
+                "iqa_version": __version__,
+            }
+            click.echo(json.dumps(doc, indent=2, allow_nan=False))
+    _finish(skipped)
+
+
+def _stats(**kw: Any) -> None:
+    take_alias(kw, "alias_features", "--features", "--keep-features", "keep_features")
+    _options, ext = _setup(_FeatureOptions, kw, ())
+    with _warnings_to_stderr():
+        stats = _statistics(ext, kw["source"], kw, keep_features=kw["keep_features"])
+    skipped = _report_skipped([stats])
+    if _is_main_rank():
+        path = stats.save(kw["output"])
+        click.echo(
+            f"iqa stats: wrote {path} ({stats.n} images, {stats.dims}-d, mode {stats.mode}"
+            f"{', with features' if kw['keep_features'] else ''})",
+            err=True,
+        )
+    _finish(skipped)
+
+
+fid_cmd = _command(
+    "fid", FIDOptions, 2,
+    [_ALLOW, _format_option("text: the number alone; json: the number with the settings that produced it.")],
+    _fid,
+    "Fréchet Inception Distance between two folders (or .txt file lists, or .npz statistics).\n\n"
+    "Matches `python -m pytorch_fid SOURCE1 SOURCE2` with --mode pytorch-fid (the default).",
+)
+
+kid_cmd = _command(
+    "kid", KIDOptions, 2,
+    [_ALLOW, _format_option("text: 'mean std' on one line; json: both with the settings that produced them.")],
+    _kid,
+    "Kernel Inception Distance (mean and std over subsets) between two folders.\n\n"
+    "An .npz input must hold the features: make it with `iqa stats --keep-features`.",
+)
+
+_stats_extra: list[click.Parameter] = [
+    click.Option(["-o", "--output"], type=click.Path(dir_okay=False), required=True,
+                 help="The .npz file to write (readable by pytorch-fid: keys mu and sigma)."),
+    click.Option(["--keep-features"], is_flag=True,
+                 help="Also store the features (key feats, as clean-fid) so that KID can use the file."),
+]
+alias(_stats_extra, "--features", "alias_features", is_flag=True)
+
+stats_cmd = _command(
+    "stats", _FeatureOptions, 1, _stats_extra, _stats,
+    "Inception feature statistics of a folder (or .txt file list), saved as .npz for later "
+    "`iqa fid`/`iqa kid`.",
+)

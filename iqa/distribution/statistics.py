@@ -1,0 +1,321 @@
+"""Streaming feature statistics (n, Σx, Σxxᵀ in float64) and their ``.npz`` files."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iqa.errors import IQAError, IQAWarning, ImageLoadError, ShapeError
+from iqa.features import MODES
+from iqa.io import is_tensor
+from iqa.options import check_choice
+
+__all__ = ["FIDStatistics", "NPZ_FORMAT", "check_compatible"]
+
+#: Version of the .npz layout written by :meth:`FIDStatistics.save`.
+NPZ_FORMAT = 1
+
+
+
+def _versions() -> dict[str, str]:
+    import scipy
+
+    from iqa import __version__
+
+    out = {"iqa": __version__, "numpy": np.__version__, "scipy": scipy.__version__}
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover - torch is a dependency
+        out["torch"] = "not installed"
+    return out
+
+
+@dataclass
+class FIDStatistics:
+    """Streaming Inception feature statistics: n, Σx and Σxxᵀ in float64.
+
+    Memory is constant in the number of images (``dims² `` floats) unless ``keep_features``
+    is set (KID needs the features). Accumulators made with the same mode, dimension and
+    weights merge exactly, so shards can be computed apart and added.
+
+    Attributes:
+        dims: feature dimension.
+        mode: the preprocessing mode, or None when unknown (a pytorch-fid ``.npz``).
+        weights_sha256: SHA-256 of the Inception weights file, or None when unknown.
+        n: number of images added.
+        sum: Σx (float64, ``dims``).
+        sum_outer: Σxxᵀ (float64, ``dims×dims``).
+        features: the features themselves when kept (``n×dims`` float32), else None.
+        skipped: ``(file, reason)`` for every image that could not be read.
+        notes: conventions applied on the way (e.g. 16-bit files reduced to 8 bits).
+        versions: versions of iqa, torch, numpy and scipy that made the statistics.
+
+    Example:
+        >>> s = FIDStatistics(dims=4, mode="pytorch-fid")
+        >>> s.update(np.eye(4)); s.n
+        4
+    """
+
+    dims: int
+    mode: str | None = None
+    weights_sha256: str | None = None
+    keep_features: bool = False
+    n: int = 0
+    sum: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    sum_outer: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    skipped: list = field(default_factory=list, repr=False)
+    notes: list = field(default_factory=list, repr=False)
+    versions: dict = field(default_factory=_versions, repr=False)
+    _features: list = field(default_factory=list, repr=False)
+    # Statistics loaded from a file without the sums (pytorch-fid's or clean-fid's): mu, sigma.
+    _fixed: tuple | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dims, (int, np.integer)) or self.dims < 1:
+            raise ValueError(f"dims must be a positive integer, got {self.dims!r}")
+        if self.mode is not None:
+            check_choice(None, "mode", self.mode, MODES)
+        if self.sum is None:
+            self.sum = np.zeros(self.dims)
+        if self.sum_outer is None:
+            self.sum_outer = np.zeros((self.dims, self.dims))
+
+    # -- accumulation ------------------------------------------------------------------
+
+    def update(self, features: Any) -> None:
+        """Add a batch of features (``N×dims`` array or tensor)."""
+        if self._fixed is not None:
+            raise IQAError("statistics loaded without their sums (a pytorch-fid .npz) cannot be updated")
+        if is_tensor(features):
+            features = features.detach().cpu().numpy()
+        f = np.asarray(features)
+        if f.ndim != 2 or f.shape[1] != self.dims:
+            raise ShapeError(f"expected features of shape N×{self.dims}, got {f.shape}")
+        x = f.astype(np.float64)
+        self.n += x.shape[0]
+        self.sum += x.sum(axis=0)
+        self.sum_outer += x.T @ x
+        if self.keep_features:
+            self._features.append(np.asarray(f, dtype=np.float32))
+
+    def merge(self, other: "FIDStatistics", *, allow_mismatch: bool = False) -> "FIDStatistics":
+        """Add another accumulator's images to this one (in place); returns self."""
+        if self._fixed is not None or other._fixed is not None:
+            raise IQAError("statistics loaded without their sums (a pytorch-fid .npz) cannot be merged")
+        check_compatible(self, other, allow_mismatch=allow_mismatch)
+        self.n += other.n
+        self.sum += other.sum
+        self.sum_outer += other.sum_outer
+        self.skipped.extend(other.skipped)
+        self.notes.extend(n for n in other.notes if n not in self.notes)
+        if self.keep_features:
+            if not other.has_features and other.n:
+                raise IQAError("cannot merge statistics without features into one that keeps them")
+            self._features.extend(other._features)
+        return self
+
+    def reset(self) -> None:
+        """Forget every image (keep the settings)."""
+        self.n = 0
+        self.sum = np.zeros(self.dims)
+        self.sum_outer = np.zeros((self.dims, self.dims))
+        self.skipped, self.notes, self._features, self._fixed = [], [], [], None
+
+    # -- results -----------------------------------------------------------------------
+
+    @property
+    def has_features(self) -> bool:
+        return self.keep_features and (self.n == 0 or bool(self._features))
+
+    @property
+    def features(self) -> np.ndarray | None:
+        if not self.has_features:
+            return None
+        if len(self._features) > 1:
+            self._features = [np.concatenate(self._features)]
+        return self._features[0] if self._features else np.zeros((0, self.dims), np.float32)
+
+    def compute(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(mu, sigma)``: the mean and the unbiased (n − 1) covariance, as ``np.cov``.
+
+        Raises:
+            IQAError: fewer than 2 images.
+        """
+        if self._fixed is not None:
+            return self._fixed
+        if self.n < 2:
+            raise IQAError(
+                f"FID statistics need at least 2 images, got {self.n}; add images or check "
+                "the folder"
+            )
+        mu = self.sum / self.n
+        sigma = (self.sum_outer - self.n * np.outer(mu, mu)) / (self.n - 1)
+        return mu, sigma
+
+    @property
+    def mu(self) -> np.ndarray:
+        return self.compute()[0]
+
+    @property
+    def sigma(self) -> np.ndarray:
+        return self.compute()[1]
+
+    def metadata(self) -> dict[str, Any]:
+        """The conventions that produced these statistics (for JSON output)."""
+        return {
+            "n": self.n,
+            "dims": self.dims,
+            "mode": self.mode,
+            "weights_sha256": self.weights_sha256,
+            "skipped": len(self.skipped),
+            "notes": list(self.notes),
+            "versions": dict(self.versions),
+        }
+
+    # -- distributed -------------------------------------------------------------------
+
+    def all_reduce(self, ctx: Any) -> "FIDStatistics":
+        """Sum n, Σx, Σxxᵀ (and gather skipped files and features) across ranks, in place."""
+        if not ctx.active:
+            return self
+        n, s, so = ctx.all_reduce_sum([np.array([self.n], np.float64), self.sum, self.sum_outer])
+        self.n, self.sum, self.sum_outer = int(round(n[0])), s, so
+        gathered = ctx.gather((self.skipped, self.notes))
+        self.skipped = sorted(itertools.chain.from_iterable(g[0] for g in gathered))
+        self.notes = list(dict.fromkeys(itertools.chain.from_iterable(g[1] for g in gathered)))
+        return self
+
+    # -- files -------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike, *, features: bool | None = None) -> Path:
+        """Write an ``.npz`` file that pytorch-fid reads (``mu``, ``sigma``) with iqa's extras.
+
+        Keys: ``mu``, ``sigma`` (float64); ``n``, ``sum``, ``sum_outer`` (exact merging);
+        ``dims``, ``mode``, ``weights_sha256``, ``versions`` (JSON), ``notes`` (JSON),
+        ``skipped``, ``iqa_npz_format``; and ``feats`` (``n×dims`` float32, clean-fid's key)
+        when ``features`` is true (default: when the features were kept).
+
+        Raises:
+            IQAError: features asked for but not kept; fewer than 2 images.
+        """
+        mu, sigma = self.compute()
+        want = self.has_features if features is None else features
+        arrays: dict[str, Any] = {
+            "mu": mu,
+            "sigma": sigma,
+            "n": np.int64(self.n),
+            "sum": self.sum,
+            "sum_outer": self.sum_outer,
+            "dims": np.int64(self.dims),
+            "mode": np.str_(self.mode or ""),
+            "weights_sha256": np.str_(self.weights_sha256 or ""),
+            "versions": np.str_(json.dumps(self.versions, sort_keys=True)),
+            "notes": np.str_(json.dumps(list(self.notes))),
+            "skipped": np.int64(len(self.skipped)),
+            "iqa_npz_format": np.int64(NPZ_FORMAT),
+        }
+        if want:
+            if not self.has_features:
+                raise IQAError(
+                    "features were not kept: compute the statistics with {keep}",
+                    options={"keep": ("keep_features", True)},
+                )
+            arrays["feats"] = self.features
+        p = Path(path)
+        with open(p, "wb") as fh:  # a file object: np.savez would append ".npz" to other names
+            np.savez(fh, **arrays)
+        return p
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "FIDStatistics":
+        """Read an ``.npz`` written by :meth:`save`, pytorch-fid or clean-fid.
+
+        Files without iqa's metadata (pytorch-fid's ``mu``/``sigma``) load with an
+        :class:`~iqa.errors.IQAWarning`: their preprocessing and weights are unknown.
+
+        Raises:
+            ImageLoadError: the file is missing or not a statistics file.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise ImageLoadError(f"{p}: no such statistics file")
+        try:
+            data = np.load(p, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ImageLoadError(f"{p}: not a .npz statistics file ({exc})") from None
+        with data:
+            keys = set(data.files)
+            if "iqa_npz_format" in keys:
+                dims = int(data["dims"])
+                stats = cls(
+                    dims=dims,
+                    mode=str(data["mode"]) or None,
+                    weights_sha256=str(data["weights_sha256"]) or None,
+                    keep_features="feats" in keys,
+                    n=int(data["n"]),
+                    sum=np.array(data["sum"], dtype=np.float64),
+                    sum_outer=np.array(data["sum_outer"], dtype=np.float64),
+                    notes=json.loads(str(data["notes"])),
+                    versions=json.loads(str(data["versions"])),
+                )
+                stats.skipped = [("(not recorded)", "skipped when the statistics were made")] * int(data["skipped"])
+                if "feats" in keys:
+                    stats._features = [np.array(data["feats"], dtype=np.float32)]
+                return stats
+            if not {"mu", "sigma"} <= keys:
+                raise ImageLoadError(
+                    f"{p}: not a statistics file: expected the keys 'mu' and 'sigma', found "
+                    f"{', '.join(sorted(keys)) or 'none'}"
+                )
+            mu = np.array(data["mu"], dtype=np.float64)
+            sigma = np.array(data["sigma"], dtype=np.float64)
+            feats = np.array(data["feats"], dtype=np.float32) if "feats" in keys else None
+        if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
+            raise ShapeError(f"{p}: mu has shape {mu.shape} and sigma {sigma.shape}; expected d and d×d")
+        warnings.warn(
+            f"{p}: statistics without iqa's metadata (a pytorch-fid or clean-fid file): their "
+            "preprocessing mode and weights are unknown, so a mismatch cannot be detected",
+            IQAWarning,
+            stacklevel=2,
+        )
+        stats = cls(dims=int(mu.size), versions={}, keep_features=feats is not None)
+        stats._fixed = (mu, sigma)
+        if feats is not None:
+            stats._features = [feats]
+            stats.n = int(feats.shape[0])
+        return stats
+
+
+def check_compatible(a: FIDStatistics, b: FIDStatistics, *, allow_mismatch: bool = False) -> None:
+    """Refuse to compare or merge statistics made under different conventions.
+
+    Raises:
+        ShapeError: different feature dimensions (never comparable).
+        IQAError: different modes or weights (unless ``allow_mismatch``).
+    """
+    if a.dims != b.dims:
+        raise ShapeError(f"feature dimensions differ: {a.dims} and {b.dims}; use the same {{dims}}", options={"dims": "dims"})
+    if allow_mismatch:
+        return
+    if a.mode and b.mode and a.mode != b.mode:
+        raise IQAError(
+            f"statistics made with different preprocessing modes ({a.mode!r} and {b.mode!r}) "
+            "are not comparable; recompute one, or pass {allow}",
+            options={"allow": ("allow_mismatch", True)},
+        )
+    if a.weights_sha256 and b.weights_sha256 and a.weights_sha256 != b.weights_sha256:
+        raise IQAError(
+            f"statistics made with different Inception weights ({a.weights_sha256[:12]}… and "
+            f"{b.weights_sha256[:12]}…) are not comparable; recompute one, or pass "
+            "{allow}",
+            options={"allow": ("allow_mismatch", True)},
+        )

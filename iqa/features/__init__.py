@@ -1,0 +1,54 @@
+"""Networks that turn images into features, and the folder → features pipeline.
+
+The extractor registry: each feature space iqa can compute, with its preprocessing modes,
+feature dimensions and weights. Entries import no torch; the networks load on first use.
+
+Modules:
+    :mod:`iqa.features.inception`: the FID Inception network (pytorch-fid's port of the
+    TF graph). :mod:`iqa.features.preprocess`: the preprocessing modes (resize and scale).
+    :mod:`iqa.features.pipeline`: sources (folders, file lists, ``.npz``, arrays, tensors,
+    DataLoaders) → decoded in worker threads, sharded across ``torchrun`` ranks → features
+    → statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["EXTRACTORS", "ExtractorSpec", "MODES"]
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """One feature space.
+
+    Attributes:
+        name: the ``--extractor`` name.
+        modes: preprocessing modes, the first being the default.
+        dims: the feature dimensions it offers; ``default_dims`` is the usual one.
+        weights: the :mod:`iqa.weights` registry names of its files.
+        summary: one line for help texts.
+    """
+
+    name: str
+    modes: tuple[str, ...]
+    dims: tuple[int, ...]
+    default_dims: int
+    weights: tuple[str, ...]
+    summary: str
+
+
+EXTRACTORS: dict[str, ExtractorSpec] = {
+    "inception": ExtractorSpec(
+        name="inception",
+        modes=("pytorch-fid", "clean", "tf"),
+        dims=(64, 192, 768, 2048),
+        default_dims=2048,
+        weights=("inception-fid",),
+        summary="The FID Inception network (TF graph 2015-12-05 as ported by pytorch-fid); "
+        "2048-d pool3 features, or 64/192/768-d earlier blocks.",
+    ),
+}
+
+#: The Inception extractor's preprocessing modes; the first is the default.
+MODES = EXTRACTORS["inception"].modes

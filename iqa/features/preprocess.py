@@ -1,0 +1,138 @@
+"""Preprocessing modes: how decoded images become the Inception network's input.
+
+``"pytorch-fid"`` (default): 8-bit → [0, 1] → ``F.interpolate(bilinear, align_corners=False)``
+to 299 → 2x − 1, as pytorch-fid. ``"clean"``: clean-fid's protocol: PIL bicubic resize of each
+channel in float32, clipped to [0, 255] and not requantised, then (x − 128)/128. ``"tf"``:
+torch-fidelity's protocol (torchmetrics' with ``antialias=False``): uint8 input, TensorFlow
+1.x bilinear resize, (x − 128)/128.
+
+Before any mode, a file is decoded to 8-bit RGB by the image layer: gray replicated, the
+alpha policy applied, 16-bit reduced by round(x/257).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iqa.errors import ShapeError
+from iqa.features import MODES
+from iqa.io import prepare_image, read_image, to_rgb, to_uint8
+from iqa.options import check_choice
+
+__all__ = ["SIZE", "file_to_uint8", "preprocess", "resize_pil_bicubic", "resize_tf1_bilinear"]
+
+#: Input size of the Inception network.
+SIZE = 299
+
+
+
+def resize_tf1_bilinear(x: Any, size: int) -> Any:
+    """TensorFlow 1.x ``resize_bilinear(align_corners=False)`` of an ``N×C×H×W`` float32 tensor.
+
+    Source coordinate ``dst·(in/out)`` (no half-pixel offset), lower neighbour ``floor``,
+    upper neighbour clamped to the edge, interpolated along x first, then along y, each step
+    as ``a + (b − a)·t`` in float32: the arithmetic of TF1's kernel, which is also that of
+    torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x``.
+    """
+    import torch
+
+    h, w = x.shape[-2:]
+
+    def axis(n_in: int) -> tuple[Any, Any, Any]:
+        pos = torch.arange(size, dtype=torch.float32) * torch.tensor(n_in / size, dtype=torch.float32)
+        lo = pos.long()
+        hi = (lo + 1).clamp_max(n_in - 1)
+        return lo, hi, pos - lo.float()
+
+    ylo, yhi, dy = axis(h)
+    xlo, xhi, dx = axis(w)
+    top, bottom = x[:, :, ylo, :], x[:, :, yhi, :]
+    t0 = top[:, :, :, xlo]
+    t1 = top[:, :, :, xhi]
+    b0 = bottom[:, :, :, xlo]
+    b1 = bottom[:, :, :, xhi]
+    dx = dx.view(1, 1, 1, size)
+    row0 = t0 + (t1 - t0) * dx
+    row1 = b0 + (b1 - b0) * dx
+    return row0 + (row1 - row0) * dy.view(1, 1, size, 1)
+
+
+def resize_pil_bicubic(x: np.ndarray) -> np.ndarray:
+    """clean-fid's resize of one ``H×W×3`` float32 image in [0, 255]: PIL bicubic on each
+    channel as a 32-bit float image, clipped to [0, 255], not requantised."""
+    from PIL import Image
+
+    out = np.empty((SIZE, SIZE, 3), np.float32)
+    for c in range(3):
+        img = Image.fromarray(np.ascontiguousarray(x[:, :, c], dtype=np.float32), mode="F")
+        out[:, :, c] = np.asarray(img.resize((SIZE, SIZE), resample=Image.BICUBIC))
+    return np.clip(out, 0, 255)
+
+
+def preprocess(pixels: Any, mode: str, data_range: float = 255.0) -> Any:
+    """Resize and scale RGB images for the Inception network, as ``mode`` prescribes.
+
+    Args:
+        pixels: a uint8 NumPy ``H×W×3`` image, or a torch ``N×3×H×W`` tensor (uint8, or float
+            with peak value ``data_range``).
+        mode: ``"pytorch-fid"``, ``"clean"`` or ``"tf"`` (see the module docstring).
+        data_range: the peak value of float tensors (uint8 data is 255).
+
+    Returns:
+        A float32 tensor ``N×3×299×299`` in the network's input range (``3×299×299`` for a
+        NumPy image).
+
+    Float tensors keep their precision in ``"pytorch-fid"`` (x / data_range, as pytorch-fid
+    takes [0, 1] floats) and ``"clean"`` (x·255 / data_range); ``"tf"`` is defined on uint8
+    and rounds them to 8 bits first.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    check_choice(None, "mode", mode, MODES)
+    single = isinstance(pixels, np.ndarray)
+    if single:
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+            raise ShapeError(f"expected a uint8 H×W×3 image, got {pixels.dtype} {pixels.shape}")
+        if not pixels.flags.writeable or not pixels.flags.c_contiguous:  # decoded images are read-only
+            pixels = np.array(pixels)
+        x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+    else:
+        x = pixels
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ShapeError(f"expected an N×3×H×W tensor, got shape {tuple(x.shape)}")
+    peak = 255.0 if x.dtype == torch.uint8 else float(data_range)
+    if mode == "pytorch-fid":
+        x = x.to(torch.float32) / peak if peak != 255.0 else x.to(torch.float32).div(255)
+        x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+        out = 2 * x - 1
+    elif mode == "clean":
+        x = x.to(torch.float32)
+        if peak != 255.0:
+            x = x * (255.0 / peak)
+        arr = x.permute(0, 2, 3, 1).cpu().numpy()
+        resized = np.stack([resize_pil_bicubic(a) for a in arr])
+        out = (torch.from_numpy(resized).permute(0, 3, 1, 2) - 128) / 128
+    else:
+        if x.dtype != torch.uint8:
+            x = torch.round(x.to(torch.float64) * (255.0 / peak)).clamp_(0, 255).to(torch.uint8)
+        x = resize_tf1_bilinear(x.to(torch.float32), SIZE)
+        out = (x - 128) / 128
+    return out[0] if single else out
+
+
+def file_to_uint8(path: Path, alpha: str, data_range: float | None, bit_depth: int | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Decode a file into 8-bit RGB through the image layer (alpha policy, gray → RGB, 16 → 8 bits)."""
+    arr = read_image(path)
+    if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3 and bit_depth is None and data_range is None:
+        return arr, ()
+    prepared = prepare_image(arr, data_range=data_range, bit_depth=bit_depth, alpha=alpha, role=os.fspath(path))
+    notes = list(prepared.notes)
+    if prepared.source_dtype != "uint8":
+        notes.append(f"{prepared.source_dtype} reduced to 8 bits: round(x·255/{prepared.data_range:g})")
+    rgb = to_rgb(prepared.pixels[0], "numpy")
+    return to_uint8(rgb, prepared.data_range), tuple(notes)

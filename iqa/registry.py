@@ -1,0 +1,274 @@
+"""The metric registry: every metric iqa computes, named once.
+
+An entry says what kind of metric it is, which way is better, what values it takes, which
+implementation it matches, and where its options class, public function and kernel live
+(module and attribute names, imported on first use: this module imports neither torch nor
+scipy, so ``iqa --help`` and ``iqa metrics`` stay instant).
+
+Everything else is generated from here: each pair metric's command and options, its
+``iqa score -m NAME`` column and prefixed options, :class:`iqa.Scorer`, the ``--format json``
+settings, ``iqa metrics`` and the README's table.
+
+Kinds:
+    ``pair``: one value per reference/distorted image pair (PSNR, SSIM, LPIPS...).
+    ``two-set``: one value per pair of image sets (FID, KID).
+    ``one-set``: one value per image set.
+
+Adding a metric: write its module (an options class deriving from :class:`iqa.options.Options`,
+a public function, and for a pair metric a kernel ``kernel(pair, options, runtime, want_map)``
+that returns one value per image), then add one :class:`MetricSpec` to :data:`METRICS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from iqa.errors import OptionError
+
+__all__ = ["KINDS", "METRICS", "MetricSpec", "get", "metric_names", "pair_metrics"]
+
+KINDS = ("pair", "two-set", "one-set")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric.
+
+    Attributes:
+        name: the command-line name (``ms-ssim``); :attr:`key` is the Python name (``ms_ssim``).
+        kind: ``"pair"``, ``"two-set"`` or ``"one-set"``.
+        summary: one line for ``--help`` and ``iqa metrics``.
+        higher_is_better: the direction used to say which method is better.
+        value_range: the (low, high) values the metric can take (``math.inf`` for unbounded).
+        unit: the unit of the value, if any.
+        matches: the implementation and settings it agrees with.
+        reference: the paper.
+        module: where the options class, function and kernel live.
+        options: the options class's name in ``module``.
+        function: the public function's name in ``module``.
+        kernel: the pair kernel's name in ``module`` (pair metrics).
+        conventions: whether the colour space and border crop apply (PSNR, SSIM...).
+        networks: whether it runs a network (takes ``--weights``, ``--device``, ``--batch-size``;
+            the batch scorer runs it in batches on the main thread).
+        map_view: the name in ``module`` of ``view(maps, index, options) -> (plane, style)``
+            when the metric gives a per-pixel map (``--map FILE``, ``iqa score --maps``).
+        files: the name in ``module`` of ``files(options, weights) -> dict``, which names the
+            files (and their SHA-256) behind a network metric's value, for the provenance.
+    """
+
+    name: str
+    kind: str
+    summary: str
+    higher_is_better: bool
+    value_range: tuple[float, float]
+    matches: str
+    reference: str
+    module: str
+    options: str
+    function: str
+    kernel: str | None = None
+    unit: str = ""
+    conventions: bool = False
+    networks: bool = False
+    map_view: str | None = None
+    files: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+    def _attr(self, name: str) -> Any:
+        return getattr(importlib.import_module(self.module), name)
+
+    def options_class(self) -> Any:
+        return self._attr(self.options)
+
+    def load_function(self) -> Any:
+        return self._attr(self.function)
+
+    def load_kernel(self) -> Any:
+        if self.kernel is None:
+            raise TypeError(f"{self.name} is a {self.kind} metric: it has no pair kernel")
+        return self._attr(self.kernel)
+
+    def load_map_view(self) -> Any:
+        return None if self.map_view is None else self._attr(self.map_view)
+
+    def files_provenance(self, options: Any, weights: Any) -> dict[str, Any]:
+        return {} if self.files is None else self._attr(self.files)(options, weights)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description (``iqa metrics --format json``)."""
+        cls = self.options_class()
+        return {
+            "name": self.name,
+            "python": self.key,
+            "kind": self.kind,
+            "summary": self.summary,
+            "direction": self.direction,
+            "range": [_num(v) for v in self.value_range],
+            "unit": self.unit,
+            "conventions": self.conventions,
+            "networks": self.networks,
+            "map": self.map_view is not None,
+            "options": {
+                f.name: {"default": _num(f.default), "help": f.metadata["help"], "choices": f.metadata["choices"]}
+                for f in cls.fields()
+            },
+            "constants": cls().constants(),
+            "matches": self.matches,
+            "reference": self.reference,
+        }
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, float) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+METRICS: dict[str, MetricSpec] = {
+    spec.key: spec
+    for spec in (
+        MetricSpec(
+            name="psnr",
+            kind="pair",
+            summary="Peak signal-to-noise ratio in dB (inf for identical images).",
+            higher_is_better=True,
+            value_range=(0.0, math.inf),
+            unit="dB",
+            matches="skimage.metrics.peak_signal_noise_ratio(ref, dist, data_range=R)",
+            reference="Huynh-Thu & Ghanbari, Electronics Letters 2008",
+            module="iqa.metrics.psnr",
+            options="PSNROptions",
+            function="psnr",
+            kernel="compute_psnr",
+            conventions=True,
+        ),
+        MetricSpec(
+            name="ssim",
+            kind="pair",
+            summary="Structural similarity with a Gaussian window (1 for identical images).",
+            higher_is_better=True,
+            value_range=(-1.0, 1.0),
+            matches="skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, "
+            "use_sample_covariance=False); with downsample, Wang's ssim.m",
+            reference="Wang, Bovik, Sheikh & Simoncelli, IEEE TIP 2004",
+            module="iqa.metrics.ssim",
+            options="SSIMOptions",
+            function="ssim",
+            kernel="compute_ssim",
+            conventions=True,
+            map_view="ssim_map_view",
+        ),
+        MetricSpec(
+            name="ms-ssim",
+            kind="pair",
+            summary="Multi-scale structural similarity (1 for identical images).",
+            higher_is_better=True,
+            value_range=(0.0, 1.0),
+            matches="pytorch_msssim.ms_ssim on sizes divisible by 16; Wang's msssim.m on all sizes",
+            reference="Wang, Simoncelli & Bovik, Asilomar 2003",
+            module="iqa.metrics.ms_ssim",
+            options="MSSSIMOptions",
+            function="ms_ssim",
+            kernel="compute_ms_ssim",
+            conventions=True,
+        ),
+        MetricSpec(
+            name="lpips",
+            kind="pair",
+            summary="Learned perceptual distance LPIPS (0 for identical images).",
+            higher_is_better=False,
+            value_range=(0.0, math.inf),
+            matches="lpips.LPIPS(net, version) of the lpips package 0.1.4, same backbone weights",
+            reference="Zhang, Isola, Efros, Shechtman & Wang, CVPR 2018",
+            module="iqa.metrics.lpips",
+            options="LPIPSOptions",
+            function="lpips",
+            kernel="compute_lpips",
+            networks=True,
+            map_view="lpips_map_view",
+            files="lpips_provenance",
+        ),
+        MetricSpec(
+            name="fid",
+            kind="two-set",
+            summary="Fréchet Inception Distance between two image sets (0 for identical sets).",
+            higher_is_better=False,
+            value_range=(0.0, math.inf),
+            matches="python -m pytorch_fid A B (mode pytorch-fid); clean-fid (mode clean); "
+            "torch-fidelity (mode tf)",
+            reference="Heusel et al., NeurIPS 2017",
+            module="iqa.set_metrics",
+            options="FIDOptions",
+            function="fid",
+            networks=True,
+        ),
+        MetricSpec(
+            name="kid",
+            kind="two-set",
+            summary="Kernel Inception Distance: mean and std of the unbiased MMD² over subsets.",
+            higher_is_better=False,
+            value_range=(-math.inf, math.inf),
+            matches="torch-fidelity's KID (same seed, same subsets); torchmetrics' "
+            "KernelInceptionDistance",
+            reference="Bińkowski et al., ICLR 2018",
+            module="iqa.set_metrics",
+            options="KIDOptions",
+            function="kid",
+            networks=True,
+        ),
+    )
+}
+
+
+def get(name: str) -> MetricSpec:
+    """The entry of a metric by its CLI or Python name (``ms-ssim`` or ``ms_ssim``).
+
+    Raises:
+        OptionError: an unknown name (the message lists the known ones).
+    """
+    key = str(name).strip().lower().replace("-", "_")
+    spec = METRICS.get(key)
+    if spec is None:
+        raise OptionError(f"unknown metric {name!r}: choose from {', '.join(s.name for s in METRICS.values())}")
+    return spec
+
+
+def pair_metrics() -> list[MetricSpec]:
+    """The pair metrics, in registry order (the order of ``iqa score``'s columns)."""
+    return [s for s in METRICS.values() if s.kind == "pair"]
+
+
+def metric_names(names: Any, kind: str = "pair") -> tuple[str, ...]:
+    """Normalise metric names (``ms-ssim`` → ``ms_ssim``, commas split), deduplicated and in
+    registry order.
+
+    Raises:
+        OptionError: an unknown name, a metric of another kind, or no name at all.
+    """
+    if isinstance(names, str):
+        names = [names]
+    wanted = set()
+    for item in names:
+        for name in str(item).split(","):
+            if not name.strip():
+                continue
+            spec = get(name)
+            if spec.kind != kind:
+                choices = ", ".join(s.name for s in METRICS.values() if s.kind == kind)
+                raise OptionError(f"{spec.name} is a {spec.kind} metric; here choose from {choices}")
+            wanted.add(spec.key)
+    if not wanted:
+        raise OptionError("no metric requested")
+    return tuple(k for k, s in METRICS.items() if k in wanted)

@@ -1,0 +1,247 @@
+"""Row files: CSV, JSON and JSONL writers and readers, atomic rewrites, sidecar paths.
+
+Rows are written and flushed one at a time so that a killed run loses nothing written;
+readers tolerate a last row cut by a kill. Non-finite values: CSV writes ``inf``; JSON and
+JSONL, which have no infinity, the string ``"inf"``; ``float()`` reads both.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from iqa.errors import IQAError
+
+__all__ = ["FORMATS", "RowWriter", "check_writable", "columns_for", "meta_path", "part_path", "read_rows",
+           "write_atomic", "write_error", "write_json_atomic"]
+
+#: Output formats.
+FORMATS = ("csv", "json", "jsonl")
+
+#: How JSON and JSONL write non-finite values (JSON has no infinity); ``float()`` reads them.
+_NON_FINITE_TEXT = {math.inf: "inf", -math.inf: "-inf"}
+
+_PAIR_COLUMNS = ("reference", "distorted")
+
+
+
+
+def columns_for(metrics: Sequence[str]) -> list[str]:
+    return [*_PAIR_COLUMNS, *metrics, "error"]
+
+
+def _csv_cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)  # shortest text that reads back to the same float: 'inf' for +inf
+    return str(v)
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        # JSON has no infinity: the cell says it in text that float() reads back.
+        return _NON_FINITE_TEXT.get(v, "nan")
+    return v
+
+
+class RowWriter:
+    """Appends rows to an open text stream in one format, flushing after each row.
+
+    JSON is written so that the stream is valid once closed and parseable line by line while
+    open: a first line holding the metadata and ``"rows": [``, one row per line (each but
+    the last ending with a comma), then ``]}``.
+    """
+
+    def __init__(
+        self,
+        stream: Any,
+        fmt: str,
+        columns: list[str],
+        metadata: dict[str, Any] | None,
+        *,
+        header: bool = True,
+        first: bool = True,
+    ):
+        self.stream, self.fmt, self.columns = stream, fmt, columns
+        self._first = first  # no row in the stream yet (JSON puts commas between rows)
+        self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
+        if header:
+            if fmt == "csv":
+                self._csv.writerow(columns)
+            elif fmt == "json":
+                meta = json.dumps(metadata or {}, allow_nan=False)
+                stream.write('{"metadata": ' + meta + ', "columns": ' + json.dumps(columns) + ', "rows": [')
+            stream.flush()
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.fmt == "csv":
+            self._csv.writerow([_csv_cell(row.get(c)) for c in self.columns])
+        else:
+            text = json.dumps({c: _json_value(row.get(c)) for c in self.columns}, allow_nan=False)
+            if self.fmt == "json":
+                text = ("\n" if self._first else ",\n") + text
+            else:
+                text += "\n"
+            self.stream.write(text)
+        self._first = False
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.stream.write("\n]}\n")
+        self.stream.flush()
+
+
+def _parse_value(text: Any, fmt: str) -> Any:
+    if fmt == "csv":
+        return float(text) if text not in ("", None) else None
+    if isinstance(text, bool):
+        raise ValueError("not a number")
+    return None if text is None else float(text)  # "inf" in JSON is +inf
+
+
+def _normalise_row(raw: dict[str, Any], columns: list[str], fmt: str) -> dict[str, Any] | None:
+    if any(c not in raw for c in columns):
+        return None
+    row: dict[str, Any] = {"reference": str(raw["reference"]), "distorted": str(raw["distorted"])}
+    error = raw.get("error") or ""
+    for c in columns[2:-1]:
+        try:
+            row[c] = _parse_value(raw[c], fmt)
+        except (TypeError, ValueError):
+            return None
+    row["error"] = error
+    return row
+
+
+def read_rows(path: Path, fmt: str, columns: list[str]) -> list[dict[str, Any]]:
+    """Rows of an output file, tolerating a run that was killed mid-write: an unfinished
+    last line is dropped, as is any line that does not parse as a full row."""
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    if fmt == "json":
+        try:
+            doc = json.loads(text)
+            raw_rows = doc.get("rows", []) if isinstance(doc, dict) else []
+        except json.JSONDecodeError:
+            raw_rows = []
+            # Unfinished: the first line holds the metadata, then one row per line (the
+            # last one without its newline yet); a row cut by a crash does not parse.
+            for line in text.split("\n")[1:]:
+                line = line.strip().rstrip(",")
+                if line.startswith("{"):
+                    try:
+                        raw_rows.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        continue
+        return [r for r in (_normalise_row(x, columns, fmt) for x in raw_rows if isinstance(x, dict)) if r]
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    rows = []
+    if fmt == "jsonl":
+        for line in text.splitlines():
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(raw, dict) and (r := _normalise_row(raw, columns, fmt)):
+                rows.append(r)
+        return rows
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header != columns:
+        raise IQAError(f"{path}: columns {header} do not match this run's {columns}; cannot resume")
+    for fields in reader:
+        if len(fields) == len(columns) and (r := _normalise_row(dict(zip(columns, fields)), columns, fmt)):
+            rows.append(r)
+    return rows
+
+
+def write_atomic(
+    path: Path,
+    fmt: str,
+    columns: list[str],
+    rows: Iterable[dict[str, Any]],
+    metadata: dict[str, Any] | None,
+    *,
+    finished: bool = True,
+) -> None:
+    """Write a file next to ``path`` and rename it over ``path`` (atomic on POSIX).
+
+    ``finished=False`` leaves a JSON document open so that rows can be appended to it.
+    """
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            w = RowWriter(fh, fmt, columns, metadata)
+            for row in rows:
+                w.write(row)
+            if finished:
+                w.close()
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, exc) from None
+
+
+def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    tmp = _tmp_path(path)
+    try:
+        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, exc) from None
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_error(path: Path, exc: OSError) -> IQAError:
+    return IQAError(
+        f"{path}: cannot write ({exc.strerror or exc}); choose a writable location with -o/--output"
+    )
+
+
+def check_writable(path: Path) -> None:
+    """Create and remove a file next to ``path``: the folder must take new files (the
+    sidecar, temporary files, the final rename). An existing ``path`` must be writable too.
+
+    Raises:
+        IQAError: naming ``path`` and the system's reason.
+    """
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8"):
+            pass
+        tmp.unlink()
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise IQAError(
+            f"{path}: cannot create files in {path.parent} ({exc.strerror or exc}); choose a "
+            "writable location with -o/--output"
+        ) from None
+    if path.exists():
+        try:
+            with open(path, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise write_error(path, exc) from None
+
+
+def meta_path(output: str | os.PathLike) -> Path:
+    """The sidecar of an output file: ``<output>.meta.json``."""
+    p = Path(output)
+    return p.with_name(p.name + ".meta.json")
+
+
+def part_path(output: Path, rank: int) -> Path:
+    return output.with_name(f"{output.name}.part{rank}")
