@@ -13,9 +13,9 @@ from hypothesis.extra.numpy import arrays
 from skimage.metrics import peak_signal_noise_ratio
 
 from helpers import write_png
-from iqa.errors import RangeError
-from iqa.metrics.psnr import compute_psnr, psnr
+from iqa.errors import OptionError, RangeError
 from iqa.io import prepare_pair
+from iqa.metrics.psnr import PSNROptions, compute_psnr, psnr
 
 # NumPy and path inputs: the acceptance bound is 1e-9 dB against a float64 reference; both
 # sides compute one float64 MSE, so they differ by summation order only (~1e-13 dB).
@@ -111,6 +111,22 @@ def test_float_without_data_range_is_an_error(rng):
         psnr(a, a)
 
 
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"color": "ycbcr"}, "color must be one of rgb, y; got 'ycbcr'"),
+        ({"crop_border": -1}, "crop_border must be an integer of at least 0, got -1"),
+        ({"alpha": "ignore"}, "alpha must be one of error, drop, keep; got 'ignore'"),
+        ({"data_range": 0}, "data_range must be a positive finite number, got 0"),
+    ],
+    ids=["color", "crop_border", "alpha", "data_range"],
+)
+def test_bad_option_values_are_option_errors(rng, kwargs, match):
+    a = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    with pytest.raises(OptionError, match=match):
+        psnr(a, a, **kwargs)
+
+
 # --------------------------------------------------------------------------------------
 # Super-resolution conventions
 # --------------------------------------------------------------------------------------
@@ -187,10 +203,24 @@ def test_torch_gradient_exists_and_values_match(rng):
     assert torch.allclose(b.grad[0], analytic, rtol=1e-10, atol=0)
 
 
-def test_compute_psnr_on_a_prepared_pair(rng):
-    ref, dist = distorted_pair(rng, (20, 20, 3))
-    values = compute_psnr(prepare_pair(ref, dist))
-    assert values.shape == (1,) and values[0] == psnr(ref, dist)
+def test_kernel_on_a_prepared_pair_matches_skimage(rng):
+    # The kernel alone, on a prepared batch: one float64 value per image and no map.
+    ref, dist = distorted_pair(rng, (3, 20, 22, 3))
+    dist[1] = ref[1]
+    values, maps = compute_psnr(prepare_pair(ref, dist), PSNROptions())
+    assert maps is None
+    assert isinstance(values, np.ndarray) and values.dtype == np.float64 and values.shape == (3,)
+    assert values[1] == math.inf
+    for i in (0, 2):
+        assert abs(values[i] - peak_signal_noise_ratio(ref[i], dist[i], data_range=255)) < TOL_DB
+
+
+def test_kernel_does_not_apply_the_conventions(rng):
+    # Conventions are the caller's (iqa.pairwise): the kernel scores the pixels it is given.
+    ref, dist = distorted_pair(rng, (20, 22, 3))
+    values, _ = compute_psnr(prepare_pair(ref, dist), PSNROptions())
+    assert abs(values[0] - peak_signal_noise_ratio(ref, dist, data_range=255)) < TOL_DB
+    assert abs(values[0] - psnr(ref, dist, color="y", crop_border=2)) > 0.1
 
 
 # --------------------------------------------------------------------------------------
