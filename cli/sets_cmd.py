@@ -19,7 +19,7 @@ import click
 
 from iqa import __version__
 from iqa.options import ImageOptions
-from iqa.set_metrics import FIDOptions, KIDOptions, _FeatureOptions
+from iqa.set_metrics import FIDOptions, KIDOptions, FeatureOptions
 
 from .options import (
     alias,
@@ -218,7 +218,7 @@ def _kid(**kw: Any) -> None:
 
 def _stats(**kw: Any) -> None:
     take_alias(kw, "alias_features", "--features", "--keep-features", "keep_features")
-    _options, ext = _setup(_FeatureOptions, kw, ())
+    _options, ext = _setup(FeatureOptions, kw, ())
     with _warnings_to_stderr():
         stats = _statistics(ext, kw["source"], kw, keep_features=kw["keep_features"])
     skipped = _report_skipped([stats])
@@ -257,7 +257,7 @@ _stats_extra: list[click.Parameter] = [
 alias(_stats_extra, "--features", "alias_features", is_flag=True)
 
 stats_cmd = _command(
-    "stats", _FeatureOptions, 1, _stats_extra, _stats,
+    "stats", FeatureOptions, 1, _stats_extra, _stats,
     "Inception feature statistics of a folder (or .txt file list), saved as .npz for later "
     "`iqa fid`/`iqa kid`.",
 )

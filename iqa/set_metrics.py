@@ -21,7 +21,7 @@ from iqa.distribution.statistics import FIDStatistics, check_compatible
 from iqa.features import EXTRACTORS
 from iqa.options import Options, check_choice, check_integer, option
 
-__all__ = ["FIDOptions", "KIDOptions", "compute_statistics", "extractor", "fid", "kid", "kid_of"]
+__all__ = ["FIDOptions", "FeatureOptions", "KIDOptions", "compute_statistics", "extractor", "fid", "kid", "kid_of"]
 
 _INCEPTION = EXTRACTORS["inception"]
 _FAST_HELP = (
@@ -32,7 +32,7 @@ _FAST_HELP = (
 
 
 @dataclass(frozen=True)
-class _FeatureOptions(Options):
+class FeatureOptions(Options):
     """What every Inception-feature metric takes: the feature dimension and preprocessing."""
 
     dims: int = option(2048, "Feature dimension: 2048 is pool3 (FID's); 64/192/768 are earlier blocks.",
@@ -50,7 +50,7 @@ class _FeatureOptions(Options):
 
 
 @dataclass(frozen=True)
-class FIDOptions(_FeatureOptions):
+class FIDOptions(FeatureOptions):
     """The parameters of FID."""
 
     metric = "fid"
@@ -64,7 +64,7 @@ class FIDOptions(_FeatureOptions):
 
 
 @dataclass(frozen=True)
-class KIDOptions(_FeatureOptions):
+class KIDOptions(FeatureOptions):
     """The parameters of KID: the subsets and their seed."""
 
     metric = "kid"
@@ -84,7 +84,7 @@ class KIDOptions(_FeatureOptions):
 
 
 def extractor(
-    options: _FeatureOptions,
+    options: FeatureOptions,
     *,
     weights: Any = None,
     device: str | None = None,

@@ -84,7 +84,7 @@ class WeightsFile:
     sha256: str
     size_mib: float | None
     description: str
-    override_hint: str = "or pass the file's path explicitly"
+    override_hint: str = "or pass your copy with {weights}"
 
     @property
     def hash_is_prefix(self) -> bool:
@@ -96,7 +96,7 @@ class WeightsFile:
         return digest.lower().startswith(self.sha256.lower())
 
 
-_TV_HINT = "or pass a torchvision-format state dict with backbone_weights=PATH (CLI: --backbone-weights PATH)"
+_TV_HINT = "or pass a torchvision-format state dict with {weights}"
 
 #: Every pretrained file iqa can use. Digests: the full SHA-256 where it is published,
 #: otherwise the prefix in the official file name (see WeightsFile.hash_is_prefix).
@@ -141,9 +141,15 @@ REGISTRY: dict[str, WeightsFile] = {
             sha256="6726825d",  # prefix from the file name, as pytorch-fid checks it
             size_mib=None,
             description="TensorFlow's 2015-12-05 Inception v3 ported by pytorch-fid: the FID/KID network",
+            override_hint="or pass your copy (pytorch-fid's layout) with {weights}",
         ),
     )
 }
+
+
+#: How the override hints name the option: ``weights='PATH'`` in Python, ``--weights PATH``
+#: on the command line.
+_HINT_OPTIONS = {"weights": ("weights", "PATH")}
 
 
 # --------------------------------------------------------------------------------------
@@ -356,7 +362,8 @@ def get_path(name: str, *, path: str | os.PathLike | None = None, download: bool
         why = "downloads are off (IQA_OFFLINE=1)" if offline() else "downloading was not allowed"
         raise WeightsError(
             f"{entry.name}: weights file not found and {why}: download {entry.url} and save "
-            f"it as {target}, {entry.override_hint}"
+            f"it as {target}, {entry.override_hint}",
+            options=_HINT_OPTIONS,
         )
     return _download(entry, target, progress=None)
 
@@ -410,7 +417,8 @@ def _download(
     except OSError as exc:
         raise WeightsError(
             f"{target.parent}: cannot write to the cache folder ({exc.strerror or exc}); set "
-            f"IQA_CACHE_DIR to a writable folder {entry.override_hint}"
+            f"IQA_CACHE_DIR to a writable folder {entry.override_hint}",
+            options=_HINT_OPTIONS,
         ) from None
     tmp = Path(tmp_name)
     try:
@@ -434,14 +442,17 @@ def _download(
                 os.fsync(out.fileno())
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise WeightsError(f"{entry.name}: cannot download {entry.url} ({reason}); {fix}") from None
+            raise WeightsError(f"{entry.name}: cannot download {entry.url} ({reason}); {fix}",
+                               options=_HINT_OPTIONS) from None
         except Exception as exc:  # http.client.IncompleteRead and other protocol errors
             raise WeightsError(
-                f"{entry.name}: download of {entry.url} failed ({type(exc).__name__}); {fix}"
+                f"{entry.name}: download of {entry.url} failed ({type(exc).__name__}); {fix}",
+                options=_HINT_OPTIONS,
             ) from None
         if total is not None and done != total:
             raise WeightsError(
-                f"{entry.name}: download of {entry.url} stopped after {done} of {total} bytes; {fix}"
+                f"{entry.name}: download of {entry.url} stopped after {done} of {total} bytes; {fix}",
+                options=_HINT_OPTIONS,
             )
         digest = h.hexdigest()
         if not entry.matches(digest):
