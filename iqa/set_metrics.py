@@ -33,8 +33,11 @@ _FAST_HELP = (
 
 @dataclass(frozen=True)
 class FeatureOptions(Options):
-    """What every Inception-feature metric takes: the feature dimension and preprocessing."""
+    """What every feature-space metric takes: the extractor, its feature dimension and its
+    preprocessing mode."""
 
+    extractor: str = option("inception", "Feature space: " + "; ".join(f"{n}: {e.summary}" for n, e in EXTRACTORS.items()),
+                            choices=tuple(EXTRACTORS))
     dims: int = option(2048, "Feature dimension: 2048 is pool3 (FID's); 64/192/768 are earlier blocks.",
                        choices=_INCEPTION.dims)
     mode: str = option("pytorch-fid", "Preprocessing: pytorch-fid (bilinear, 2x-1), clean (clean-fid's PIL "
@@ -42,6 +45,7 @@ class FeatureOptions(Options):
     fast: bool = option(False, _FAST_HELP)
 
     def validate(self) -> None:
+        check_choice(self.metric, "extractor", self.extractor, EXTRACTORS)
         if isinstance(self.dims, str) and self.dims.isdigit():
             self._set("dims", int(self.dims))
         check_choice(self.metric, "dims", self.dims, _INCEPTION.dims)

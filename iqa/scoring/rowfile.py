@@ -207,7 +207,8 @@ def _tmp_path(path: Path) -> Path:
 
 def write_error(path: Path, exc: OSError) -> IQAError:
     return IQAError(
-        f"{path}: cannot write ({exc.strerror or exc}); choose a writable location with -o/--output"
+        f"{path}: cannot write ({exc.strerror or exc}); choose a writable location with {{output}}",
+        options={"output": "output"},
     )
 
 
@@ -227,7 +228,8 @@ def check_writable(path: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise IQAError(
             f"{path}: cannot create files in {path.parent} ({exc.strerror or exc}); choose a "
-            "writable location with -o/--output"
+            "writable location with {output}",
+            options={"output": "output"},
         ) from None
     if path.exists():
         try:

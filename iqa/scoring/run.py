@@ -39,6 +39,9 @@ from iqa.scoring.stats import ScoreStats, as_floats
 
 __all__ = ["ScoreRun", "score_to_file"]
 
+#: How run errors name the options of :func:`score_to_file` (``--resume`` / ``resume=True``).
+_RUN_OPTIONS = {"resume": ("resume", True), "overwrite": ("overwrite", True), "output": "output"}
+
 _NON_FINITE_NOTE = (
     "PSNR of identical images is +inf: inf in CSV, the string \"inf\" in JSON and JSONL "
     "(float() reads both); an empty cell or null means the metric failed, the reason is in error"
@@ -82,7 +85,8 @@ def _check_resumable(meta_file: Path, metadata: dict[str, Any]) -> None:
     if not meta_file.exists():
         raise IQAError(
             f"{meta_file}: missing, so the settings of the earlier run are unknown; cannot "
-            "resume: delete the output or pass --overwrite to start again"
+            "resume: delete the output or pass {overwrite} to start again",
+            options=_RUN_OPTIONS,
         )
     try:
         old = json.loads(meta_file.read_text(encoding="utf-8"))
@@ -101,7 +105,8 @@ def _check_resumable(meta_file: Path, metadata: dict[str, Any]) -> None:
     if diffs:
         raise IQAError(
             f"{meta_file}: the earlier run used different settings ({'; '.join(diffs)}); "
-            "rerun with the same settings to resume, or pass --overwrite to start again"
+            "rerun with the same settings to resume, or pass {overwrite} to start again",
+            options=_RUN_OPTIONS,
         )
 
 
@@ -130,7 +135,8 @@ class _FileRun:
         """Refuse an existing output without ``resume``/``overwrite``."""
         if self.out.exists() and not (resume or overwrite):
             raise IQAError(
-                f"{self.out}: already exists; pass --resume to continue that run or --overwrite to replace it"
+                f"{self.out}: already exists; pass {{resume}} to continue that run or {{overwrite}} to replace it",
+                options=_RUN_OPTIONS,
             )
 
     def resume(self) -> None:
@@ -309,16 +315,17 @@ def score_to_file(
     ctx = ctx or DistContext()
     if output is None:
         if resume:
-            raise IQAError("resuming needs an output file (-o)")
+            raise IQAError("resuming needs an output file ({output})", options=_RUN_OPTIONS)
         if ctx.active:
-            raise IQAError("a distributed run needs an output file (-o) for the ranks to merge into")
+            raise IQAError("a distributed run needs an output file ({output}) for the ranks to merge into",
+                           options=_RUN_OPTIONS)
         return _to_stream(jobs, settings, fmt, stream if stream is not None else sys.stdout, workers, maps, on_row, namer)
     out = Path(output)
     # Before anything costly (weights, decoding): a run that cannot save must not start.
     if not out.parent.is_dir():
         raise IQAError(f"{out}: the folder {out.parent} does not exist; create it first")
     if out.is_dir():
-        raise IQAError(f"{out}: is a folder; name a file with -o/--output")
+        raise IQAError(f"{out}: is a folder; name a file with {{output}}", options=_RUN_OPTIONS)
     check_writable(out)
     run = _FileRun(jobs, out, settings, fmt, roots, ctx)
     run.open(resume, overwrite)
