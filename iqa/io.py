@@ -85,20 +85,23 @@ def resolve_data_range(
     """
     kind, bits = _dtype_info(dtype, name)
     if data_range is not None and bit_depth is not None:
-        raise RangeError(f"{name}: give data_range or bit_depth, not both")
+        raise RangeError(f"{name}: give {{dr}} or {{bd}}, not both", options={"dr": "data_range", "bd": "bit_depth"})
     if data_range is not None:
         dr = float(data_range)
         if not np.isfinite(dr) or dr <= 0:
-            raise RangeError(f"{name}: data_range must be a positive finite number, got {data_range!r}")
+            raise RangeError(f"{name}: {{dr}} must be a positive finite number, got {data_range!r}",
+                             options={"dr": "data_range"})
         return dr
     if kind == "f":
         raise RangeError(
-            f"{name}: float input needs an explicit data_range (e.g. data_range=1.0 for "
-            "images in [0, 1], 255 for [0, 255]); it is never guessed from the data"
+            f"{name}: float input needs an explicit {{dr}} (e.g. {{dr1}} for images in [0, 1], "
+            "255 for [0, 255]); it is never guessed from the data",
+            options={"dr": "data_range", "dr1": ("data_range", 1.0)},
         )
     if bit_depth is not None:
         if not isinstance(bit_depth, (int, np.integer)) or not 1 <= bit_depth <= bits:
-            raise RangeError(f"{name}: bit_depth must be an integer from 1 to {bits} for {dtype}")
+            raise RangeError(f"{name}: {{bd}} must be an integer from 1 to {bits} for {dtype}",
+                             options={"bd": "bit_depth"})
         return float(2 ** int(bit_depth) - 1)
     return float(2**bits - 1)
 

@@ -9,6 +9,7 @@ metric functions.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -20,31 +21,32 @@ from iqa.errors import IQAError, ShapeError
 
 __all__ = ["colorize", "render_heatmap"]
 
-# viridis (matplotlib, CC0) sampled at nine evenly spaced points; interpolated linearly.
-_VIRIDIS = np.array(
-    [
-        (68, 1, 84),
-        (71, 44, 122),
-        (59, 81, 139),
-        (44, 113, 142),
-        (33, 144, 141),
-        (39, 173, 129),
-        (92, 200, 99),
-        (170, 220, 50),
-        (253, 231, 37),
-    ],
-    dtype=np.float64,
-)
 _NAN_COLOUR = (128, 128, 128)
 _BAR_WIDTH = 16
 _GAP = 8
 
 
+@functools.lru_cache(maxsize=1)
+def _viridis() -> np.ndarray:
+    """OpenCV's ``COLORMAP_VIRIDIS`` as a read-only 256×3 RGB uint8 table (entry i is the
+    colour of index i: dark purple at 0, yellow at 255).
+
+    The colours are exactly ``cv2.applyColorMap`` on the indices 0…255 (OpenCV's copy of
+    matplotlib's viridis, CC0), which returns BGR, turned to RGB here. OpenCV is imported on
+    first use, so importing this module stays light.
+    """
+    import cv2
+
+    idx = np.arange(256, dtype=np.uint8).reshape(256, 1)
+    bgr = cv2.applyColorMap(idx, cv2.COLORMAP_VIRIDIS)
+    lut = np.ascontiguousarray(bgr.reshape(256, 3)[:, ::-1])
+    lut.setflags(write=False)
+    return lut
+
+
 def _lut(reverse: bool) -> np.ndarray:
-    t = np.linspace(0.0, 1.0, 256)
-    xp = np.linspace(0.0, 1.0, len(_VIRIDIS))
-    lut = np.stack([np.interp(t, xp, _VIRIDIS[:, c]) for c in range(3)], axis=1)
-    lut = np.rint(lut).astype(np.uint8)
+    """The 256-entry RGB colour table: viridis, or viridis reversed (yellow at 0)."""
+    lut = _viridis()
     return lut[::-1] if reverse else lut
 
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from iqa.color import apply_conventions, crop_border, rgb_to_y
-from iqa.errors import ShapeError
+from iqa.errors import OptionError, ShapeError
 from iqa.io import prepare_pair
+from iqa.options import Conventions
 
 
 def direct_y(rgb: np.ndarray, data_range: float) -> np.ndarray:
@@ -57,8 +58,10 @@ def test_crop_border_numpy_and_torch(rng):
 
 @pytest.mark.parametrize("k", [-1, 1.5])
 def test_crop_border_rejects_bad_values(k):
-    with pytest.raises(ValueError, match="crop_border"):
+    with pytest.raises(OptionError, match=rf"crop_border must be an integer of at least 0, got {k!r}"):
         crop_border(np.zeros((1, 8, 8, 1)), k, "numpy")
+    with pytest.raises(OptionError, match=rf"crop_border must be an integer of at least 0, got {k!r}"):
+        Conventions(crop_border=k)
 
 
 def test_crop_border_too_large_names_the_image():
@@ -69,7 +72,7 @@ def test_crop_border_too_large_names_the_image():
 def test_apply_conventions_crops_before_converting(rng):
     a = rng.integers(0, 256, (12, 14, 3), dtype=np.uint8)
     b = rng.integers(0, 256, (12, 14, 3), dtype=np.uint8)
-    pair = apply_conventions(prepare_pair(a, b), color="y", crop=3)
+    pair = apply_conventions(prepare_pair(a, b), Conventions(color="y", crop_border=3))
     assert pair.data_range == 255.0
     np.testing.assert_allclose(pair.reference[0, :, :, 0], direct_y(a[3:-3, 3:-3], 255.0), atol=1e-12)
     np.testing.assert_allclose(pair.distorted[0, :, :, 0], direct_y(b[3:-3, 3:-3], 255.0), atol=1e-12)
@@ -77,7 +80,7 @@ def test_apply_conventions_crops_before_converting(rng):
 
 def test_apply_conventions_y_on_16_bit_uses_the_data_range(rng):
     a = rng.integers(0, 65536, (6, 7, 3), dtype=np.uint16)
-    pair = apply_conventions(prepare_pair(a, a), color="y")
+    pair = apply_conventions(prepare_pair(a, a), Conventions(color="y"))
     np.testing.assert_allclose(pair.reference[0, :, :, 0], direct_y(a, 65535.0), atol=1e-12)
     assert pair.data_range == 255.0
 
@@ -85,17 +88,24 @@ def test_apply_conventions_y_on_16_bit_uses_the_data_range(rng):
 def test_apply_conventions_rgb_is_untouched(rng):
     a = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
     pair = prepare_pair(a, a)
-    out = apply_conventions(pair, color="rgb")
+    out = apply_conventions(pair, Conventions(color="rgb"))
     assert out.reference is pair.reference and out.data_range == 255.0
+    cropped = apply_conventions(pair, Conventions(color="rgb", crop_border=1))
+    np.testing.assert_array_equal(cropped.reference[0], a[1:-1, 1:-1])
+    assert cropped.data_range == 255.0 and cropped.channels == 3
 
 
 def test_y_on_gray_is_an_error():
     a = np.zeros((8, 8), np.uint8)
     with pytest.raises(ShapeError, match="color='y' needs RGB images, got 1 channel.*use color='rgb'"):
-        apply_conventions(prepare_pair(a, a), color="y")
+        apply_conventions(prepare_pair(a, a), Conventions(color="y"))
 
 
 def test_unknown_color_is_an_error():
     a = np.zeros((8, 8, 3), np.uint8)
-    with pytest.raises(ValueError, match="color must be one of"):
-        apply_conventions(prepare_pair(a, a), color="ycbcr")
+    with pytest.raises(OptionError, match="color must be one of rgb, y; got 'ycbcr'"):
+        Conventions(color="ycbcr")
+    from iqa import psnr
+
+    with pytest.raises(OptionError, match="color must be one of rgb, y; got 'ycbcr'"):
+        psnr(a, a, color="ycbcr")

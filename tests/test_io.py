@@ -13,15 +13,13 @@ from helpers import write_png
 from PIL import Image
 
 import iqa
-from iqa.errors import IQAError, ImageLoadError, RangeError, ShapeError
+from iqa.errors import IQAError, ImageLoadError, OptionError, RangeError, ShapeError
 from iqa.io import (
-    group_by_size,
     iter_image_files,
     prepare_image,
     prepare_pair,
     read_image,
     resolve_data_range,
-    stack_images,
     to_rgb,
     to_uint8,
 )
@@ -321,15 +319,19 @@ def test_transparency_under_default_is_an_error_naming_the_option(tmp_path, rng)
     b = _rgba(rng)
     b[0, 0, 3] = 10
     path = write_png(tmp_path / "t.png", b)
-    with pytest.raises(ShapeError, match=r"t\.png: has transparent pixels; pass alpha='drop'.*--alpha"):
+    with pytest.raises(ShapeError, match=r"t\.png: has transparent pixels; pass alpha='drop' .* or alpha='keep' ") as info:
         prepare_pair(a, path)
+    # The command line names the same options as flags.
+    from iqa.cli.options import cli_namer
+
+    assert "pass --alpha drop " in info.value.render(cli_namer()) and "--alpha keep " in info.value.render(cli_namer())
 
 
 def test_alpha_drop_and_keep(rng):
     a = _rgba(rng, alpha_value=7)
     assert prepare_pair(a, a, alpha="drop").channels == 3
     assert prepare_pair(a, a, alpha="keep").channels == 4
-    with pytest.raises(ValueError, match="alpha must be one of"):
+    with pytest.raises(OptionError, match="alpha must be one of error, drop, keep; got 'ignore'"):
         prepare_pair(a, a, alpha="ignore")
 
 
@@ -363,16 +365,6 @@ def test_prepare_image(tmp_path, rng):
     prep = prepare_image(write_png(tmp_path / "a.png", a), bit_depth=12)
     assert prep.data_range == 4095 and prep.size == (8, 9) and prep.channels == 3
     assert prep.source_dtype == "uint16"
-
-
-def test_stack_and_group(rng):
-    a = rng.integers(0, 256, (8, 9, 3), dtype=np.uint8)
-    b = rng.integers(0, 256, (9, 8, 3), dtype=np.uint8)
-    assert stack_images([a, a]).shape == (2, 8, 9, 3)
-    with pytest.raises(ShapeError, match=r"b\.png: size 8×9×3 does not match a\.png 9×8×3"):
-        stack_images([a, b], names=["a.png", "b.png"])
-    groups = list(group_by_size([(1, a), (2, b), (3, a), (4, a)], batch_size=2))
-    assert [[k for k, _ in g] for g in groups] == [[1, 3], [2], [4]]  # full groups first, then by first use
 
 
 def test_to_rgb_and_to_uint8(rng):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -11,42 +12,71 @@ from iqa.errors import IQAError, ShapeError
 from iqa.io import read_image
 from iqa.maps import _lut, colorize, render_heatmap
 
+# The reference: OpenCV's viridis, entry i the colour of index i (applyColorMap gives BGR).
+VIRIDIS = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_VIRIDIS)[:, 0, ::-1]
+# Its ends, as matplotlib's viridis table has them (0.267004, 0.004874, 0.329415) and
+# (0.993248, 0.906157, 0.143936), times 255 and rounded: dark purple and yellow.
+DARK_PURPLE, YELLOW = (68, 1, 84), (253, 231, 37)
+
+
+def test_reference_ends_are_viridis():
+    # Guards the reference itself: OpenCV's table runs from dark purple to yellow.
+    assert tuple(VIRIDIS[0]) == DARK_PURPLE and tuple(VIRIDIS[-1]) == YELLOW
+
+
+def test_lut_is_opencv_viridis_entry_for_entry():
+    assert _lut(False).dtype == np.uint8 and _lut(False).shape == (256, 3)
+    np.testing.assert_array_equal(_lut(False), VIRIDIS)
+    np.testing.assert_array_equal(_lut(True), VIRIDIS[::-1])
+    # Through the public function: a 0…255 ramp scaled to [0, 255] reads the table in order.
+    ramp = np.arange(256, dtype=np.float64)[None, :]
+    np.testing.assert_array_equal(colorize(ramp, 0.0, 255.0)[0], VIRIDIS)
+    np.testing.assert_array_equal(colorize(ramp, 0.0, 255.0, reverse=True)[0], VIRIDIS[::-1])
+    np.testing.assert_array_equal(colorize(ramp / 255.0, 0.0, 1.0)[0], VIRIDIS)
+
 
 def test_colorize_ends_clipping_and_nan():
-    lut = _lut(False)
-    v = np.array([[0.0, 1.0], [-5.0, np.nan]])
+    v = np.array([[0.0, 1.0], [-5.0, np.nan], [7.0, 0.5]])
     rgb = colorize(v, 0.0, 1.0)
-    assert rgb.dtype == np.uint8 and rgb.shape == (2, 2, 3)
-    assert tuple(rgb[0, 0]) == tuple(lut[0]) == (68, 1, 84)  # viridis' dark end
-    assert tuple(rgb[0, 1]) == tuple(lut[-1]) == (253, 231, 37)  # viridis' bright end
-    assert tuple(rgb[1, 0]) == tuple(lut[0])  # clipped
+    assert rgb.dtype == np.uint8 and rgb.shape == (3, 2, 3)
+    assert tuple(rgb[0, 0]) == DARK_PURPLE  # low: viridis' dark end
+    assert tuple(rgb[0, 1]) == YELLOW  # high: viridis' bright end
+    assert tuple(rgb[1, 0]) == DARK_PURPLE  # clipped below
+    assert tuple(rgb[2, 0]) == YELLOW  # clipped above
     assert tuple(rgb[1, 1]) == (128, 128, 128)  # NaN is gray
-    assert tuple(colorize(v, 0.0, 1.0, reverse=True)[0, 0]) == tuple(lut[-1])
-    # Viridis' lightness increases monotonically: the scale reads as an order.
-    lightness = lut @ np.array([0.2126, 0.7152, 0.0722])
-    assert np.all(np.diff(lightness) > -1.0)
+    assert tuple(rgb[2, 1]) == tuple(VIRIDIS[128])  # the middle: round(0.5 · 255) = 128
+    rev = colorize(v, 0.0, 1.0, reverse=True)
+    assert tuple(rev[0, 0]) == YELLOW and tuple(rev[0, 1]) == DARK_PURPLE
+    assert tuple(rev[1, 1]) == (128, 128, 128)
+    # Viridis' lightness increases (to within rounding): the scale reads as an order.
+    lightness = colorize(np.linspace(0, 1, 256)[None], 0.0, 1.0)[0] @ np.array([0.2126, 0.7152, 0.0722])
+    assert np.all(np.diff(lightness) > -1.0) and lightness[-1] - lightness[0] > 150
     with pytest.raises(ShapeError):
         colorize(np.zeros((2, 2, 2)), 0, 1)
 
 
-def test_render_has_map_and_colour_bar(tmp_path):
+def _first_map_row(img: np.ndarray) -> int:
+    return int(np.nonzero((img[:, 0] != 255).any(axis=1))[0][0])  # first non-white row at x=0
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_render_has_map_and_colour_bar(tmp_path, reverse):
     values = np.tile(np.linspace(0.0, 2.0, 40), (30, 1))  # a left-to-right ramp
-    out = render_heatmap(values, tmp_path / "m.png", title="test map")
+    out = render_heatmap(values, tmp_path / "m.png", title="test map", reverse=reverse)
     img = read_image(out)
     k = int(np.ceil(256 / 40))  # enlarged by an integer factor, nearest neighbour
     assert img.shape[1] > 40 * k and img.shape[0] > 30 * k
-    lut = _lut(False)
-    top = np.nonzero((img[:, 0] != 255).any(axis=1))[0][0] + 0  # first non-white row at x=0
-    row = img[top + 5]
-    assert tuple(row[0]) == tuple(lut[0]) and tuple(row[40 * k - 1]) == tuple(lut[-1])
-    # The colour bar: a column right of the map running from the bright end down to the dark end.
+    low, high = (YELLOW, DARK_PURPLE) if reverse else (DARK_PURPLE, YELLOW)
+    row = img[_first_map_row(img) + 5]
+    assert tuple(row[0]) == low and tuple(row[40 * k - 1]) == high
+    # The colour bar: a column right of the map running from the high end (top) down to the low end.
     bar_x = 40 * k + 8 + 8
     column = img[:, bar_x]
     colours = {tuple(c) for c in column}
-    assert tuple(lut[-1]) in colours and tuple(lut[0]) in colours
-    first_bright = np.nonzero((column == lut[-1]).all(axis=1))[0][0]
-    last_dark = np.nonzero((column == lut[0]).all(axis=1))[0][-1]
-    assert first_bright < last_dark
+    assert low in colours and high in colours
+    first_high = np.nonzero((column == high).all(axis=1))[0][0]
+    last_low = np.nonzero((column == low).all(axis=1))[0][-1]
+    assert first_high < last_low
 
 
 def test_render_edge_cases(tmp_path):
@@ -76,7 +106,20 @@ def test_cli_ssim_map(tmp_path):
     assert res.stdout == plain.stdout  # the number is unchanged by --map
     img = read_image(out)
     assert img.ndim == 3 and img.shape[2] == 3
-    # reverse scale: low SSIM (the damaged square) is bright, undamaged areas darker.
-    lut = _lut(False)
-    bright = (np.abs(img.astype(int) - lut[-1]).sum(-1) < 60).sum()
-    assert bright > 0
+    # The SSIM map is drawn with the reversed scale: the damaged square (low SSIM) is at
+    # viridis' yellow end, undamaged areas (SSIM = 1) at its dark purple end.
+    from iqa import ssim
+
+    _, smap = ssim(a, b, return_map=True)
+    plane = smap.mean(axis=-1)  # channels averaged, valid region 38×30
+    h, w = plane.shape
+    k = int(np.ceil(256 / max(h, w)))
+    top = _first_map_row(img)
+
+    def drawn(r: int, c: int) -> tuple[int, ...]:
+        return tuple(int(x) for x in img[top + r * k + k // 2, c * k + k // 2])
+
+    worst = np.unravel_index(plane.argmin(), plane.shape)  # inside the square, SSIM < 0 = vmin
+    assert plane[worst] < 0 and drawn(*worst) == YELLOW
+    assert plane[30, 25] == 1.0 and drawn(30, 25) == DARK_PURPLE  # far from the square
+    assert plane[h - 1, 0] == 1.0 and drawn(h - 1, 0) == DARK_PURPLE

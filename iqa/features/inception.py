@@ -17,7 +17,7 @@ module writes the same network out in full:
 The parameter names are those of pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (the
 layout of torchvision's ``Inception3``), so that file loads unchanged. The network takes
 images already resized to 299×299 and scaled to [-1, 1]; the preprocessing modes live in
-:mod:`iqa.metrics.fid`.
+:mod:`iqa.features.preprocess`.
 
 References: Szegedy et al., "Rethinking the Inception Architecture for Computer Vision",
 CVPR 2016; Heusel et al., "GANs Trained by a Two Time-Scale Update Rule Converge to a Local
@@ -207,7 +207,7 @@ class InceptionE(nn.Module):
 class FIDInceptionV3(nn.Module):
     """The FID Inception network, returning spatially averaged features of one block.
 
-    Input: ``N×3×299×299`` float, already scaled to [-1, 1] (see :mod:`iqa.metrics.fid` for the
+    Input: ``N×3×299×299`` float, already scaled to [-1, 1] (see :mod:`iqa.features.preprocess` for the
     preprocessing modes). Other sizes run (the network is convolutional) but are not FID.
 
     Example:

@@ -187,7 +187,7 @@ class InceptionFeatures:
                 self._check_loaded(stats, p, keep_features)
                 return stats
             if p.suffix.lower() == ".txt" and p.is_file():
-                files = _read_file_list(p)
+                files = read_file_list(p)
                 return self._from_files(files, str(p), data_range, bit_depth, alpha, strict, keep_features, progress)
             if not p.exists():
                 raise ImageLoadError(f"{p}: no such folder or file")

@@ -169,7 +169,13 @@ def compute_ms_ssim(pair: Pair, options: MSSSIMOptions, runtime: Any = None, wan
     need = win_size * 2 ** (len(w) - 1)
     if min(h, wd) < need:
         fit = int(math.floor(math.log2(min(h, wd) / win_size))) + 1 if min(h, wd) >= win_size else 0
-        hint = "; pass {fit} (weights renormalised)" if fit >= 1 else ""
+        custom = w != MSSSIMOptions(scales=len(w)).weights
+        if fit < 1:
+            hint = ""
+        elif custom:
+            hint = f"; give {fit} weights instead of {len(w)}"
+        else:
+            hint = "; pass {fit} (weights renormalised)"
         raise ShapeError(
             f"{pair.names[0]}: MS-SSIM with {len(w)} scales needs a short side of at least "
             f"{need} px, got {wd}×{h}{hint}",

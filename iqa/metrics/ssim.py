@@ -172,7 +172,7 @@ def compute_ssim(pair: Pair, options: SSIMOptions, runtime: Any = None, want_map
     window = gaussian_window(win_size, options.sigma)
     h, w = image_size(pair.reference, pair.backend)
     f = max(1, math.floor(min(h, w) / 256 + 0.5)) if options.downsample else 1  # MATLAB round()
-    check_window((h + f - 1) // f, (w + f - 1) // f, pair, win_size, "SSIM", "ssim")
+    check_window((h + f - 1) // f, (w + f - 1) // f, pair, win_size, "SSIM" if f == 1 else f"SSIM (downsampled by {f})", "ssim")
     c1, c2 = (K1 * pair.data_range) ** 2, (K2 * pair.data_range) ** 2
     planes = as_planes(pair)
     if planes is not None:

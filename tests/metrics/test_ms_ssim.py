@@ -13,17 +13,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.signal import correlate2d
 
-from iqa.errors import RangeError, ShapeError
+from iqa.cli.options import cli_namer
+from iqa.errors import OptionError, RangeError, ShapeError
 from iqa.io import prepare_pair
-from iqa.metrics.ssim import (
-    MS_SSIM_WEIGHTS,
-    _box_downsample_plane,
-    _box_downsample_torch,
-    compute_ms_ssim,
-    gaussian_window,
-    ms_ssim,
-    ssim,
-)
+from iqa.metrics.ms_ssim import MS_SSIM_WEIGHTS, MSSSIMOptions, compute_ms_ssim, ms_ssim
+from iqa.metrics.ssim import box_downsample_plane, box_downsample_torch, gaussian_window, ssim
 
 # NumPy/path inputs and float64 tensors: the acceptance bound is 1e-6; both sides are
 # float64 with the same window, so they differ by round-off only (~1e-15) and 1e-9 is used.
@@ -60,6 +54,8 @@ def peer(ref: np.ndarray, dist: np.ndarray, data_range: float) -> np.ndarray:
 
 def test_weights_are_the_published_ones():
     assert MS_SSIM_WEIGHTS == WEIGHTS
+    assert MSSSIMOptions().weights == WEIGHTS and MSSSIMOptions().scales == 5
+    assert MSSSIMOptions(scales=5).weights == WEIGHTS  # as published, not renormalised
 
 
 # --------------------------------------------------------------------------------------
@@ -113,18 +109,18 @@ def test_downsample_hand_computed_3x5():
         ]
     )
     np.testing.assert_array_equal(expected, [[4.0, 6.0, 7.5], [11.5, 13.5, 15.0]])
-    np.testing.assert_array_equal(_box_downsample_plane(x, 2), expected)
+    np.testing.assert_array_equal(box_downsample_plane(x, 2), expected)
     t = torch.from_numpy(x)[None, None]
-    np.testing.assert_array_equal(_box_downsample_torch(t, 2)[0, 0].numpy(), expected)
+    np.testing.assert_array_equal(box_downsample_torch(t, 2)[0, 0].numpy(), expected)
 
 
 def test_downsample_hand_computed_even_and_single():
     x = np.array([[0, 4], [8, 12]], np.float64)
-    np.testing.assert_array_equal(_box_downsample_plane(x, 2), [[6.0]])
+    np.testing.assert_array_equal(box_downsample_plane(x, 2), [[6.0]])
     x1 = np.array([[3.0]])
-    np.testing.assert_array_equal(_box_downsample_plane(x1, 2), [[3.0]])
+    np.testing.assert_array_equal(box_downsample_plane(x1, 2), [[3.0]])
     col = np.array([[1.0], [2.0], [3.0]])  # 3×1: rows (1, 2) and (3, 3); the column repeats
-    np.testing.assert_array_equal(_box_downsample_plane(col, 2), [[1.5], [3.0]])
+    np.testing.assert_array_equal(box_downsample_plane(col, 2), [[1.5], [3.0]])
 
 
 def msssim_m(ref: np.ndarray, dist: np.ndarray, data_range: float, weights=WEIGHTS) -> float:
@@ -186,6 +182,7 @@ def test_fewer_scales_renormalise_the_weights(rng, scales):
     ref, dist = distorted_pair(rng, (96, 100))
     w = np.array(WEIGHTS[:scales]) / sum(WEIGHTS[:scales])
     assert abs(ms_ssim(ref, dist, scales=scales) - msssim_m(ref, dist, 255.0, tuple(w))) < TOL
+    np.testing.assert_allclose(MSSSIMOptions(scales=scales).weights, w, rtol=1e-15, atol=0)
 
 
 def test_one_scale_is_ssim(rng):
@@ -211,11 +208,12 @@ def test_weights_set_the_number_of_scales(rng):
     ref, dist = distorted_pair(rng, (100, 100))
     w = (0.2, 0.3, 0.5)
     assert ms_ssim(ref, dist, weights=w, scales=3) == ms_ssim(ref, dist, weights=w)
+    assert MSSSIMOptions(weights=w).scales == 3 and MSSSIMOptions(weights=w).weights == w
     # An explicit scales that disagrees is an error, not silently ignored.
-    with pytest.raises(ValueError, match=r"scales=5 disagrees with the 3 weights given; pass weights alone"):
+    with pytest.raises(OptionError, match=r"scales=5 disagrees with the 3 weights given; give the weights alone"):
         ms_ssim(ref, dist, weights=w, scales=5)
-    with pytest.raises(ValueError, match=r"scales=2 disagrees with the 3 weights given"):
-        compute_ms_ssim(prepare_pair(ref, dist), weights=w, scales=2)
+    with pytest.raises(OptionError, match=r"scales=2 disagrees with the 3 weights given"):
+        MSSSIMOptions(weights=w, scales=2)
 
 
 def test_default_scales_unchanged(rng):
@@ -233,14 +231,14 @@ def test_default_scales_unchanged(rng):
 def test_weights_must_be_finite_non_negative_and_not_all_zero(weights):
     # All-zero weights scored every pair 1.0; NaN weights passed a plain `< 0` test.
     a = np.zeros((100, 100), np.uint8)
-    with pytest.raises(ValueError, match="weights must be finite, non-negative and not all zero"):
+    with pytest.raises(OptionError, match="weights must be finite, non-negative and not all zero"):
         ms_ssim(a, 255 - a, weights=weights)
 
 
 @pytest.mark.parametrize("weights", ["0.5", (0.5, "x"), 0.5, (0.5, None)], ids=["str", "str item", "scalar", "None item"])
 def test_weights_must_be_numbers(weights):
     a = np.zeros((100, 100), np.uint8)
-    with pytest.raises(ValueError, match="weights must be a sequence of numbers"):
+    with pytest.raises(OptionError, match="weights must be a sequence of numbers"):
         ms_ssim(a, a, weights=weights)
 
 
@@ -318,10 +316,19 @@ def test_torch_gradient_exists_and_equals_no_grad_values(rng, dtype, tol):
     assert torch.allclose(value.detach(), plain, rtol=0, atol=tol)
 
 
-def test_compute_ms_ssim_on_a_prepared_pair(rng):
-    ref, dist = distorted_pair(rng, (176, 176, 3))
-    values = compute_ms_ssim(prepare_pair(ref, dist))
-    assert values.shape == (1,) and values[0] == ms_ssim(ref, dist)
+def test_kernel_on_a_prepared_pair_matches_pytorch_msssim(rng):
+    # The kernel alone, on a prepared batch: one value per image, no map.
+    ref, dist = distorted_pair(rng, (2, 176, 192, 3))
+    values, maps = compute_ms_ssim(prepare_pair(ref, dist), MSSSIMOptions())
+    assert maps is None and values.shape == (2,)
+    np.testing.assert_allclose(values, peer(ref, dist, 255.0), rtol=0, atol=TOL)
+
+
+def test_kernel_takes_its_options(rng):
+    ref, dist = distorted_pair(rng, (100, 100))
+    w = (0.2, 0.3, 0.5)
+    values, _ = compute_ms_ssim(prepare_pair(ref, dist), MSSSIMOptions(weights=w))
+    assert abs(values[0] - msssim_m(ref, dist, 255.0, w)) < TOL
 
 
 # --------------------------------------------------------------------------------------
@@ -336,6 +343,21 @@ def test_too_small_names_the_scales_option():
     assert ms_ssim(a, a, scales=4) == 1.0
 
 
+def test_size_error_names_scales_in_the_callers_language():
+    # One error, two renderings: Python keywords by default, the command's flags on demand.
+    a = np.zeros((100, 300), np.uint8)
+    with pytest.raises(ShapeError) as info:
+        ms_ssim(a, a)
+    err = info.value
+    assert "pass scales=4 (weights renormalised)" in str(err)
+    assert "--scales" not in str(err)
+    cli = err.render(cli_namer())
+    assert cli.endswith("got 300×100; pass --scales 4 (weights renormalised)")
+    assert "scales=" not in cli
+    # iqa score prefixes the options of metrics that share the command.
+    assert err.render(cli_namer(["ms_ssim"])).endswith("pass --ms-ssim-scales 4 (weights renormalised)")
+
+
 def test_too_small_for_one_scale():
     a = np.zeros((10, 300), np.uint8)
     with pytest.raises(ShapeError, match="at least 176 px, got 300×10$"):
@@ -345,7 +367,7 @@ def test_too_small_for_one_scale():
 @pytest.mark.parametrize("scales", [0, 6, 2.5])
 def test_bad_scales(scales):
     a = np.zeros((200, 200), np.uint8)
-    with pytest.raises(ValueError, match="scales must be an integer from 1 to 5"):
+    with pytest.raises(OptionError, match="scales must be an integer from 1 to 5"):
         ms_ssim(a, a, scales=scales)
 
 

@@ -14,9 +14,10 @@ from hypothesis.extra.numpy import arrays
 from skimage.metrics import structural_similarity
 
 from helpers import write_png
-from iqa.errors import RangeError, ShapeError
+from iqa.errors import OptionError, RangeError, RenamedOptionWarning, ShapeError
 from iqa.io import prepare_pair, read_image
-from iqa.metrics.ssim import compute_ssim, gaussian_window, ms_ssim, ssim
+from iqa.metrics.ms_ssim import ms_ssim
+from iqa.metrics.ssim import SSIMOptions, check_sigma, check_win_size, compute_ssim, gaussian_window, ssim
 
 # piq's test images with published ssim.m values (see tests/data/README.md). They are not
 # redistributed here: point IQA_TEST_ASSETS at a copy of piq's tests/assets folder.
@@ -138,7 +139,7 @@ def test_path_inputs_match_skimage(tmp_path, rng, dtype, channels):
 
 def test_full_map_matches_skimage_valid_region(rng):
     ref, dist = distorted_pair(rng, (30, 35, 3))
-    value, smap = ssim(ref, dist, full=True)
+    value, smap = ssim(ref, dist, return_map=True)
     expected, sk_map = skimage_ssim(ref, dist, 255, full=True)
     assert smap.shape == (20, 25, 3)
     np.testing.assert_allclose(smap, sk_map[5:-5, 5:-5], rtol=0, atol=1e-12)
@@ -148,9 +149,9 @@ def test_full_map_matches_skimage_valid_region(rng):
 
 def test_full_map_batch_and_torch_layouts(rng):
     ref, dist = distorted_pair(rng, (2, 30, 35, 3))
-    values, maps = ssim(ref, dist, full=True)
+    values, maps = ssim(ref, dist, return_map=True)
     assert values.shape == (2,) and maps.shape == (2, 20, 25, 3)
-    tv, tmap = ssim(to_tensor(ref, torch.float64), to_tensor(dist, torch.float64), data_range=255.0, full=True)
+    tv, tmap = ssim(to_tensor(ref, torch.float64), to_tensor(dist, torch.float64), data_range=255.0, return_map=True)
     assert tmap.shape == (2, 3, 20, 25)
     np.testing.assert_allclose(tmap.permute(0, 2, 3, 1).numpy(), maps, atol=1e-12)
 
@@ -360,10 +361,36 @@ def test_torch_gradient_is_correct():
     assert torch.autograd.gradcheck(lambda y: ssim(a, y, data_range=1.0), (b,))
 
 
-def test_compute_ssim_on_a_prepared_pair(rng):
-    ref, dist = distorted_pair(rng, (20, 20, 3))
-    values = compute_ssim(prepare_pair(ref, dist))
-    assert values.shape == (1,) and values[0] == ssim(ref, dist)
+def test_kernel_on_a_prepared_pair_matches_skimage(rng):
+    # The kernel alone, on a prepared batch: one value per image, and the valid-region maps.
+    ref, dist = distorted_pair(rng, (2, 20, 23, 3))
+    values, maps = compute_ssim(prepare_pair(ref, dist), SSIMOptions())
+    assert values.shape == (2,) and maps is None
+    values_m, maps = compute_ssim(prepare_pair(ref, dist), SSIMOptions(), want_map=True)
+    assert maps.shape == (2, 10, 13, 3)
+    np.testing.assert_array_equal(values_m, values)
+    for i in range(2):
+        expected, sk_map = skimage_ssim(ref[i], dist[i], 255, full=True)
+        assert abs(values[i] - expected) < TOL
+        np.testing.assert_allclose(maps[i], sk_map[5:-5, 5:-5], rtol=0, atol=1e-12)
+
+
+def test_kernel_takes_its_options(rng):
+    ref, dist = distorted_pair(rng, (40, 40))
+    expected = structural_similarity(
+        ref, dist, data_range=255, gaussian_weights=True, sigma=1.0, use_sample_covariance=False
+    )
+    values, _ = compute_ssim(prepare_pair(ref, dist), SSIMOptions(win_size=9, sigma=1.0))
+    assert abs(values[0] - expected) < TOL
+
+
+def test_full_still_works_but_warns(rng):
+    ref, dist = distorted_pair(rng, (30, 35, 3))
+    expected_value, expected_map = ssim(ref, dist, return_map=True)
+    with pytest.warns(RenamedOptionWarning, match="full= is now called return_map="):
+        value, smap = ssim(ref, dist, full=True)
+    assert value == expected_value
+    np.testing.assert_array_equal(smap, expected_map)
 
 
 # --------------------------------------------------------------------------------------
@@ -378,19 +405,30 @@ def test_smaller_than_window_is_an_error():
 
 
 def test_smaller_than_window_after_downsampling_is_an_error():
-    a = np.zeros((20, 640), np.uint8)  # min side 20: f = 1, fine
+    # 384×400 fits a 201-tap window, but downsample=True halves it (f = round(384/256) = 2)
+    # to 192×200, which does not.
+    a = np.zeros((384, 400), np.uint8)
+    assert ssim(a, a, win_size=201) == 1.0
+    with pytest.raises(ShapeError, match=r"at least 201×201 \(the window\), got 200×192; pass a smaller win_size"):
+        ssim(a, a, win_size=201, downsample=True)
+
+
+def test_downsampling_keeps_ordinary_images_scorable():
+    a = np.zeros((20, 640), np.uint8)  # min side 20: f = 1, no downsampling
     assert ssim(a, a, downsample=True) == 1.0
-    b = np.zeros((600, 1300), np.uint8)  # f = 2; fine too
+    b = np.zeros((600, 1300), np.uint8)  # f = 2: 300×650, still larger than the window
     assert ssim(b, b, downsample=True) == 1.0
 
 
 @pytest.mark.parametrize("win_size", [10, 4, 0, -3, 7.0, True, "11"])
 def test_window_size_must_be_an_odd_positive_integer(win_size):
     a = np.zeros((20, 20), np.uint8)
-    with pytest.raises(ValueError, match="win_size must be odd and positive"):
+    with pytest.raises(OptionError, match="win_size must be odd and positive"):
         ssim(a, a, win_size=win_size)
-    with pytest.raises(ValueError, match="win_size must be odd and positive"):
+    with pytest.raises(OptionError, match="win_size must be odd and positive"):
         ms_ssim(a, a, scales=1, win_size=win_size)
+    with pytest.raises(OptionError, match="win_size must be odd and positive"):
+        check_win_size(win_size)
 
 
 # 1e-300 and 1e-170: 2σ² underflows to 0 and the centre tap would be exp(-0/0) = NaN.
@@ -398,12 +436,21 @@ def test_window_size_must_be_an_odd_positive_integer(win_size):
 def test_sigma_must_give_a_finite_window(sigma):
     a = np.zeros((20, 20), np.uint8)
     # filterwarnings = error: a NumPy RuntimeWarning (the old failure) would surface instead.
-    with pytest.raises(ValueError, match="sigma must be a positive finite number large enough"):
+    with pytest.raises(OptionError, match="sigma must be a positive finite number large enough"):
         ssim(a, a, sigma=sigma)
-    with pytest.raises(ValueError, match="sigma must be a positive finite number large enough"):
+    with pytest.raises(OptionError, match="sigma must be a positive finite number large enough"):
         ms_ssim(a, a, scales=1, sigma=sigma)
-    with pytest.raises(ValueError, match="sigma must be a positive finite number large enough"):
+    with pytest.raises(OptionError, match="sigma must be a positive finite number large enough"):
         gaussian_window(11, sigma)
+    with pytest.raises(OptionError, match="sigma must be a positive finite number large enough"):
+        check_sigma(sigma)
+
+
+@pytest.mark.parametrize("downsample", [1, "yes", None])
+def test_downsample_must_be_a_boolean(downsample):
+    a = np.zeros((20, 20), np.uint8)
+    with pytest.raises(OptionError, match=f"downsample must be True or False, got {downsample!r}"):
+        ssim(a, a, downsample=downsample)
 
 
 def test_tiny_sigma_is_a_single_tap_window(rng):
@@ -412,8 +459,8 @@ def test_tiny_sigma_is_a_single_tap_window(rng):
     g = gaussian_window(11, 1e-160)
     np.testing.assert_array_equal(g, np.eye(11)[5])
     ref, dist = distorted_pair(rng, (30, 33, 3))
-    _, delta_map = ssim(ref, dist, sigma=1e-160, full=True)
-    _, pixel_map = ssim(ref, dist, win_size=1, full=True)
+    _, delta_map = ssim(ref, dist, sigma=1e-160, return_map=True)
+    _, pixel_map = ssim(ref, dist, win_size=1, return_map=True)
     np.testing.assert_allclose(delta_map, pixel_map[5:-5, 5:-5], rtol=0, atol=1e-15)
 
 
@@ -557,7 +604,7 @@ def test_bands_and_strips_cover_the_valid_region_exactly(rng, monkeypatch):
     monkeypatch.setattr(ssim_module, "_BAND_MIN_ROWS", 7)
     monkeypatch.setattr(ssim_module, "_STRIP_ELEMS", 50)
     ref, dist = distorted_pair(rng, (61, 33, 3))
-    value, smap = ssim(ref, dist, full=True)
+    value, smap = ssim(ref, dist, return_map=True)
     expected, sk_map = skimage_ssim(ref, dist, 255, full=True)
     np.testing.assert_allclose(smap, sk_map[5:-5, 5:-5], rtol=0, atol=1e-12)
     assert abs(value - expected) < TOL
