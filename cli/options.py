@@ -65,9 +65,10 @@ def field_option(field: Any, prefix: str | None = None, dest: str | None = None,
     if str(field.type) == "bool":
         return click.Option([name, dest], is_flag=True, default=None, help=help_text, hidden=hidden)
     default = field.default
+    kind = _click_type(field)
+    metavar = field.metadata.get("metavar") or {click.INT: "INT", click.FLOAT: "FLOAT"}.get(kind)
     return click.Option(
-        [name, dest], type=_click_type(field), default=None, hidden=hidden,
-        metavar=field.metadata.get("metavar"),
+        [name, dest], type=kind, default=None, hidden=hidden, metavar=metavar,
         help=help_text + ("" if default is None else f"  [default: {default}]"),
     )
 

@@ -22,7 +22,6 @@ from iqa.options import Conventions, ImageOptions
 from .options import (
     add_options,
     alias,
-    build,
     cli_namer,
     default_workers,
     field_values,
@@ -134,23 +133,22 @@ def _settings(kw: dict[str, Any], namer: Any) -> Any:
     from iqa.scoring import DEFAULT_METRICS, ScoreSettings
 
     metrics = kw["metrics"] or DEFAULT_METRICS
-    options = {}
+    prefixed: dict[str, Any] = {}
     for spec in registry.pair_metrics():
         given = field_values(spec.options_class(), kw, prefix=spec.key)
         if given and spec.key not in metrics:
             flags = ", ".join(namer(spec.key, k, True) for k in given)
             raise click.UsageError(f"{flags} given but {spec.name} is not among the metrics (add -m {spec.name})")
-        if spec.key in metrics:
-            options[spec.key] = build(spec.options_class(), kw, prefix=spec.key, namer=namer)
+        prefixed.update((f"{spec.key}_{k}", v) for k, v in given.items())
     try:
-        runtime_kw = {"device": kw["device"], "batch_size": kw["batch_size"]}
         weights = parse_weights(kw["weights"])
-        settings = ScoreSettings.build(
-            metrics, **field_values(ImageOptions, kw), **field_values(Conventions, kw), **runtime_kw,
-            **({"weights": weights} if weights else {}),
+        # One call with every option: a bare --weights FILE goes to the network the metrics'
+        # options select (--lpips-net squeeze: SqueezeNet), and a bad value is reported by
+        # its options class, named as this command spells it (--ms-ssim-scales).
+        return ScoreSettings.build(
+            metrics, **field_values(ImageOptions, kw), **field_values(Conventions, kw), **prefixed,
+            device=kw["device"], batch_size=kw["batch_size"], **({"weights": weights} if weights else {}),
         )
-        return ScoreSettings(metrics=settings.metrics, image=settings.image, conventions=settings.conventions,
-                             options=options, runtime=settings.runtime)
     except OptionError as exc:
         raise click.UsageError(exc.render(namer)) from None
 

@@ -260,13 +260,15 @@ def metric_names(names: Any, kind: str = "pair") -> tuple[str, ...]:
     if isinstance(names, str):
         names = [names]
     wanted = set()
+    choices = ", ".join(s.name for s in METRICS.values() if s.kind == kind)
     for item in names:
         for name in str(item).split(","):
             if not name.strip():
                 continue
-            spec = get(name)
+            spec = METRICS.get(name.strip().lower().replace("-", "_"))
+            if spec is None:
+                raise OptionError(f"unknown metric {name.strip()!r}: choose from {choices}")
             if spec.kind != kind:
-                choices = ", ".join(s.name for s in METRICS.values() if s.kind == kind)
                 raise OptionError(f"{spec.name} is a {spec.kind} metric; here choose from {choices}")
             wanted.add(spec.key)
     if not wanted:

@@ -90,21 +90,22 @@ def test_usage_error_exit_2(pair):
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--win-size", "4", "win_size must be odd and positive, got 4"),
-        ("--win-size", "0", "win_size must be odd and positive, got 0"),
-        ("--sigma", "1e-300", "sigma must be a positive finite number large enough"),
-        ("--sigma", "nan", "sigma must be a positive finite number"),
-        ("--sigma", "inf", "sigma must be a positive finite number"),
-        ("--sigma", "0", "sigma must be a positive finite number"),
+        ("--win-size", "4", "must be odd and positive, got 4"),
+        ("--win-size", "0", "must be odd and positive, got 0"),
+        ("--sigma", "1e-300", "must be a positive finite number large enough"),
+        ("--sigma", "nan", "must be a positive finite number"),
+        ("--sigma", "inf", "must be a positive finite number"),
+        ("--sigma", "0", "must be a positive finite number"),
     ],
 )
 def test_bad_window_options_are_usage_errors(pair, command, option, value, message):
-    # The library's check, reported by Click: exit 2, no traceback, nothing on stdout.
+    # The library's check (its message, naming the option as the command spells it),
+    # reported by Click: exit 2, no traceback, nothing on stdout.
     result = run(command, *pair, option, value)
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert result.stdout == ""
-    assert f"Invalid value for '{option}'" in result.stderr and message in result.stderr
+    assert f"Error: {option} {message}" in result.stderr
     assert "Traceback" not in result.stderr and "RuntimeWarning" not in result.stderr
 
 
@@ -140,3 +141,49 @@ def test_real_subprocess(pair):
     proc = subprocess.run([exe, "psnr", str(pair[0]), "nope.png"], capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr == "iqa: error: nope.png: no such file\n"
+
+
+def test_metrics_json_lists_every_metric():
+    result = run("metrics", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert list(doc) == ["psnr", "ssim", "ms-ssim", "lpips", "fid", "kid"]
+    kinds = {name: (d["kind"], d["direction"]) for name, d in doc.items()}
+    assert kinds == {
+        "psnr": ("pair", "higher is better"),
+        "ssim": ("pair", "higher is better"),
+        "ms-ssim": ("pair", "higher is better"),
+        "lpips": ("pair", "lower is better"),
+        "fid": ("two-set", "lower is better"),
+        "kid": ("two-set", "lower is better"),
+    }
+    options = {name: d["options"] for name, d in doc.items()}
+    assert options["psnr"] == {}
+    assert {k: v["default"] for k, v in options["ssim"].items()} == {"win_size": 11, "sigma": 1.5, "downsample": False}
+    assert set(options["ms-ssim"]) == {"win_size", "sigma", "scales", "weights"}
+    assert options["lpips"]["net"]["default"] == "alex" and options["lpips"]["net"]["choices"] == ["alex", "vgg", "squeeze"]
+    assert options["lpips"]["version"]["choices"] == ["0.1", "0.0"]
+    assert options["fid"]["dims"]["default"] == 2048 and 2048 in options["fid"]["dims"]["choices"]
+    assert options["kid"]["subsets"]["default"] == 100 and options["kid"]["seed"]["default"] == 2020
+    for name, opts in options.items():
+        for key, o in opts.items():
+            assert o["help"], (name, key)
+    assert doc["psnr"]["range"] == [0.0, "inf"] and doc["psnr"]["unit"] == "dB"  # JSON has no infinity
+    assert doc["ms-ssim"]["python"] == "ms_ssim"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["metrics"], ["metrics", "--format", "json"]])
+def test_help_and_metrics_import_no_torch(args):
+    """In a fresh interpreter: the registry and options are read without torch or scipy."""
+    code = (
+        "import sys\n"
+        "from iqa.cli import main\n"
+        f"sys.argv = ['iqa', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print('heavy:', sorted(m for m in ('torch', 'torchvision', 'scipy', 'lpips') if m in sys.modules))\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "ms-ssim" in proc.stdout and "lpips" in proc.stdout  # the command did its work
+    assert proc.stdout.rstrip().splitlines()[-1] == "heavy: []"

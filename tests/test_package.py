@@ -67,4 +67,9 @@ def test_wheel_has_no_top_level_cli(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "iqa/cli/__init__.py" in names and "iqa/cli/app.py" in names
     assert not any(n.startswith("cli/") for n in names)
-    assert "iqa/metrics/ssim.py" in names
+    # Every module of the tree is installed (a subpackage missing from pyproject's package
+    # list would be left out of the wheel silently): iqa/ as is, cli/ as iqa/cli/.
+    tree = [f"iqa/{p.relative_to(src / 'iqa').as_posix()}" for p in (src / "iqa").rglob("*.py")]
+    tree += [f"iqa/cli/{p.relative_to(src / 'cli').as_posix()}" for p in (src / "cli").rglob("*.py")]
+    assert "iqa/metrics/ssim.py" in tree and "iqa/scoring/engine.py" in tree
+    assert sorted(set(tree) - set(names)) == []

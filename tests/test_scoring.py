@@ -9,12 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torchvision.models
 from helpers import write_png
+from skimage.metrics import peak_signal_noise_ratio as skimage_psnr
 
 import iqa
-from iqa import scoring
-from iqa.errors import IQAError
+import iqa.metrics.lpips
+import iqa.scoring.engine
+from iqa import registry, scoring
+from iqa.errors import IQAError, OptionError, RenamedOptionWarning
 from iqa.scoring import ScoreSettings, ScoreStats, pair_folders, score_to_file
+from iqa.scoring.maps import MapWriter
+from iqa.scoring.rowfile import RowWriter, columns_for, read_rows
 
 SIZE = (192, 200)  # above MS-SSIM's 176 px, small enough to be quick
 
@@ -140,9 +147,12 @@ def test_pairs_file_with_extra_cells_or_not_utf8(tmp_path):
 
 
 def test_metric_names():
-    assert scoring.metric_names(["ms-ssim", "psnr,ssim", "psnr"]) == ("psnr", "ssim", "ms_ssim")
-    with pytest.raises(ValueError, match="unknown metric 'vif'"):
-        scoring.metric_names(["vif"])
+    assert registry.metric_names(["ms-ssim", "psnr,ssim", "psnr"]) == ("psnr", "ssim", "ms_ssim")
+    with pytest.raises(OptionError, match="unknown metric 'vif'") as err:
+        registry.metric_names(["vif"])
+    assert isinstance(err.value, ValueError)  # OptionError is still a ValueError
+    with pytest.raises(OptionError, match="fid is a two-set metric"):
+        ScoreSettings(metrics=("psnr", "fid"))
 
 
 # --------------------------------------------------------------------------------------
@@ -151,12 +161,12 @@ def test_metric_names():
 
 
 def run_engine(ref: Path, dist: Path, out: Path | None, **kw):
-    settings = kw.pop("settings", ScoreSettings())
+    settings = kw.pop("settings", None) or ScoreSettings()
     jobs = pair_folders(ref, dist).pairs
     return score_to_file(jobs, out, settings, roots=(str(ref), str(dist)), **kw)
 
 
-@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("workers", [0, 3])  # 0: in the main thread; 3: three threads beside it
 def test_bad_files_never_lose_good_rows(messy, tmp_path, workers):
     ref, dist, good = messy
     out = tmp_path / "scores.csv"
@@ -168,8 +178,14 @@ def test_bad_files_never_lose_good_rows(messy, tmp_path, workers):
     for name in good:
         r = by_name[name]
         a, b = str(ref / name), str(dist / name)
-        # Exactly the single-pair functions' numbers (same code on the same decoded pixels).
+        # Each row holds its own pair's numbers, exactly those of the single-pair functions
+        # (the same code on the same decoded pixels: a row of another pair, or other
+        # settings, would differ far beyond rounding).
         assert float(r["psnr"]) == iqa.psnr(a, b)
+        # And PSNR is the reference's: scikit-image's on the same uint8 pixels (float64 MSE;
+        # 1e-12 relative allows another summation order).
+        x, y = iqa.read_image(a), iqa.read_image(b)
+        assert float(r["psnr"]) == pytest.approx(skimage_psnr(x, y, data_range=255), rel=1e-12, abs=0)
         assert float(r["ssim"]) == iqa.ssim(a, b)
         assert float(r["ms_ssim"]) == iqa.ms_ssim(a, b)
         assert r["error"] == ""
@@ -204,7 +220,7 @@ def test_formats_agree_and_json_is_strict(tmp_path, rng):
         a = image(rng)
         write_png(ref / f"{i}.png", a)
         write_png(dist / f"{i}.png", a if i == 1 else distort(rng, a))  # 1.png: identical
-    settings = ScoreSettings(metrics=("psnr", "ssim"), color="y", crop_border=2)
+    settings = ScoreSettings.build(("psnr", "ssim"), color="y", crop_border=2)
     outs = {}
     for fmt in scoring.FORMATS:
         outs[fmt] = tmp_path / f"s.{fmt}"
@@ -249,7 +265,7 @@ def test_existing_output_is_not_overwritten_silently(messy, tmp_path):
     ref, dist, _ = messy
     out = tmp_path / "s.csv"
     out.write_text("precious\n")
-    with pytest.raises(IQAError, match="already exists; pass --resume"):
+    with pytest.raises(IQAError, match=r"already exists; pass resume=True to continue that run or overwrite=True"):
         run_engine(ref, dist, out)
     assert out.read_text() == "precious\n"
     run_engine(ref, dist, out, overwrite=True)
@@ -257,7 +273,7 @@ def test_existing_output_is_not_overwritten_silently(messy, tmp_path):
 
 
 @pytest.mark.parametrize("fmt", scoring.FORMATS)
-def test_resume_keeps_complete_rows_and_retries_failed(tmp_path, rng, monkeypatch, fmt):
+def test_resume_keeps_complete_rows_and_retries_failed(tmp_path, rng, fmt):
     ref, dist = tmp_path / "r", tmp_path / "d"
     ref.mkdir()
     dist.mkdir()
@@ -272,13 +288,17 @@ def test_resume_keeps_complete_rows_and_retries_failed(tmp_path, rng, monkeypatc
     assert first.failed == 1
     write_png(dist / "3.png", distort(rng, imgs[3]))
 
-    calls = []
-    real = scoring._prepare
-    monkeypatch.setattr(scoring, "_prepare", lambda r, d, s: calls.append(r) or real(r, d, s))
-    second = run_engine(ref, dist, out, fmt=fmt, resume=True)
-    assert calls == [str(ref / "3.png")]  # only the failed pair is scored again
+    # Only the failed pair is scored again: the pairs kept from the first run are not even
+    # read (made unreadable here, they would fail), and one row is written.
+    kept = {i: (dist / f"{i}.png").read_bytes() for i in (0, 1, 2, 4)}
+    for i in kept:
+        (dist / f"{i}.png").write_bytes(b"")
+    written = []
+    second = run_engine(ref, dist, out, fmt=fmt, resume=True, on_row=lambda done, total: written.append((done, total)))
+    assert written == [(1, 1)]
     assert second.resumed == 4 and second.scored == 1 and second.failed == 0
-    monkeypatch.undo()
+    for i, data in kept.items():
+        (dist / f"{i}.png").write_bytes(data)
     clean = tmp_path / f"clean.{fmt}"
     run_engine(ref, dist, clean, fmt=fmt)
     assert out.read_text() == clean.read_text()
@@ -289,7 +309,7 @@ def test_resume_refuses_other_settings(messy, tmp_path):
     out = tmp_path / "s.csv"
     run_engine(ref, dist, out)
     with pytest.raises(IQAError, match=r"different settings \(color: 'rgb' -> 'y'\)"):
-        run_engine(ref, dist, out, resume=True, settings=ScoreSettings(color="y"))
+        run_engine(ref, dist, out, resume=True, settings=ScoreSettings.build(color="y"))
     with pytest.raises(IQAError, match="metrics"):
         run_engine(ref, dist, out, resume=True, settings=ScoreSettings(metrics=("psnr",)))
     scoring.meta_path(out).unlink()
@@ -302,7 +322,7 @@ def test_reading_a_file_cut_mid_row(tmp_path, fmt):
     cols = ["reference", "distorted", "psnr", "error"]
     path = tmp_path / f"s.{fmt}"
     with open(path, "w", newline="") as fh:
-        w = scoring._RowWriter(fh, fmt, cols, {"x": 1})
+        w = RowWriter(fh, fmt, cols, {"x": 1})
         w.write({"reference": "a", "distorted": "a", "psnr": 30.5, "error": ""})
         w.write({"reference": "b", "distorted": "b", "psnr": math.inf, "error": ""})
         w.write({"reference": "c", "distorted": "c", "psnr": None, "error": "c: empty file"})
@@ -310,9 +330,33 @@ def test_reading_a_file_cut_mid_row(tmp_path, fmt):
     text = path.read_text()
     cut = text[: text.rindex("12.25") + 3]  # killed in the middle of the last row
     path.write_text(cut)
-    rows = scoring._read_rows(path, fmt, cols)
+    rows = read_rows(path, fmt, cols)
     assert [r["reference"] for r in rows] == ["a", "b", "c"]
     assert rows[0]["psnr"] == 30.5 and rows[1]["psnr"] == math.inf and rows[2]["psnr"] is None
+
+
+def test_resume_reads_a_part_file_killed_before_its_header(tmp_path, rng):
+    """A torchrun rank killed between creating its part file and writing the header leaves
+    it empty (or with part of the header): that holds no row, and the run still resumes."""
+    ref, dist = tmp_path / "r", tmp_path / "d"
+    ref.mkdir()
+    dist.mkdir()
+    for i in range(2):
+        a = image(rng, (40, 48, 3))
+        write_png(ref / f"{i}.png", a)
+        write_png(dist / f"{i}.png", distort(rng, a))
+    out = tmp_path / "s.jsonl"
+    settings = ScoreSettings(metrics=("psnr",))
+    run_engine(ref, dist, out, fmt="jsonl", settings=settings)
+    complete = out.read_bytes()
+    part = tmp_path / "s.jsonl.part1"
+    for text in ("", "reference,dist"):
+        part.write_text(text)
+        assert read_rows(part, "csv", columns_for(["psnr"])) == []
+        again = run_engine(ref, dist, out, fmt="jsonl", settings=settings, resume=True)
+        assert (again.resumed, again.scored, again.failed) == (2, 0, 0)
+        assert out.read_bytes() == complete
+        assert not part.exists()  # merged away
 
 
 # --------------------------------------------------------------------------------------
@@ -364,7 +408,6 @@ def test_stats_merge_equals_one_pass(rng):
 
 
 def test_scorer_on_tensors_in_a_training_loop(rng):
-    torch = pytest.importorskip("torch")
     scorer = iqa.Scorer(["psnr", "ssim"], data_range=1.0)
     seen = []
     for step in range(3):
@@ -442,7 +485,7 @@ def test_ssim_maps(tmp_path, rng):
     assert sorted(p.relative_to(maps).as_posix() for p in maps.rglob("*.png")) == ["ssim/s/a.png"]
     with Image.open(maps / "ssim" / "s" / "a.png") as im:
         assert im.mode == "RGB" and im.width > 48
-    writer = scoring._MapWriter(maps, ScoreSettings())
+    writer = MapWriter(maps)
     assert writer.path("ssim", "/abs/../x.jpg") == maps / "ssim" / "abs" / "x.jpg.png"
 
 
@@ -450,11 +493,9 @@ def test_ssim_maps(tmp_path, rng):
 def squeeze_weights(tmp_path_factory):
     """A torchvision SqueezeNet 1.1 state dict with seeded random weights: no download, and
     features that differ between images, so LPIPS values are far from zero."""
-    torch = pytest.importorskip("torch")
-    tvm = pytest.importorskip("torchvision.models")
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "squeezenet_random.pth"
-    torch.save(tvm.squeezenet1_1(weights=None).state_dict(), path)
+    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), path)
     return path
 
 
@@ -469,15 +510,17 @@ def test_lpips_column_batched_equals_single_pair(tmp_path, rng, squeeze_weights)
         a = image(rng, shape)
         write_png(ref / f"{name}.png", a)
         write_png(dist / f"{name}.png", distort(rng, a, 60))
-    settings = ScoreSettings(metrics=("psnr", "lpips"), lpips_net="squeeze", lpips_weights=squeeze_weights, device="cpu")
+    # Six images per network call: three pairs.
+    settings = ScoreSettings.build(("psnr", "lpips"), lpips_net="squeeze", weights=squeeze_weights, device="cpu",
+                                   batch_size=6)
     out = tmp_path / "s.json"
     maps = tmp_path / "maps"
-    run = run_engine(ref, dist, out, fmt="json", settings=settings, batch_size=3, maps_dir=maps)
+    run = run_engine(ref, dist, out, fmt="json", settings=settings, maps_dir=maps)
     doc = strict_json(out.read_text())
     rows = {r["reference"][:-4]: r for r in doc["rows"]}
     for name in "abcde":
         expected = lpips_one(str(ref / f"{name}.png"), str(dist / f"{name}.png"), net="squeeze",
-                             backbone_weights=squeeze_weights, device="cpu")
+                             weights=squeeze_weights, device="cpu")
         assert expected > 1e-3
         # Batched float32 convolutions may sum in another order than one image at a time:
         # 1e-6 relative is a few float32 ulps, far below the spread between images.
@@ -493,6 +536,16 @@ def test_lpips_column_batched_equals_single_pair(tmp_path, rng, squeeze_weights)
     assert sorted(p.name for p in (maps / "lpips").glob("*.png")) == [f"{n}.png" for n in "abcde"]
 
 
+def test_a_weights_file_goes_to_the_backbone_of_the_chosen_net(squeeze_weights):
+    # One file for the one network that runs: SqueezeNet's, as lpips_net asks (not AlexNet's,
+    # the default); the former keyword still works, with a warning.
+    new = ScoreSettings.build(("psnr", "lpips"), lpips_net="squeeze", weights=squeeze_weights)
+    with pytest.warns(RenamedOptionWarning, match="lpips_weights= is now called weights="):
+        old = ScoreSettings.build(("psnr", "lpips"), lpips_net="squeeze", lpips_weights=squeeze_weights)
+    assert new.runtime.weights == old.runtime.weights == {"squeezenet1_1": str(squeeze_weights)}
+    assert new.provenance()["lpips"]["backbone"]["source"] == "user"
+
+
 def test_missing_lpips_weights_stop_the_run(tmp_path, rng):
     from iqa.errors import WeightsError
 
@@ -502,7 +555,7 @@ def test_missing_lpips_weights_stop_the_run(tmp_path, rng):
     a = image(rng, (40, 48, 3))
     write_png(ref / "a.png", a)
     write_png(dist / "a.png", a)
-    settings = ScoreSettings(metrics=("psnr", "lpips"), lpips_net="squeeze", lpips_weights=tmp_path / "nope.pth")
+    settings = ScoreSettings.build(("psnr", "lpips"), lpips_net="squeeze", weights=tmp_path / "nope.pth")
     with pytest.raises(WeightsError, match="nope.pth: no such file"):
         run_engine(ref, dist, tmp_path / "s.csv", settings=settings)
 
@@ -542,12 +595,11 @@ def test_stats_split_and_merge_property():
 # --------------------------------------------------------------------------------------
 
 
-def test_unwritable_output_fails_before_any_pair_is_scored(messy, monkeypatch):
+def test_unwritable_output_fails_before_any_pair_is_scored(messy):
     ref, dist, _ = messy
-    monkeypatch.setattr(scoring, "_prepare", lambda *a: pytest.fail("a pair was scored"))
     # /proc takes no new files, even for root.
     with pytest.raises(IQAError) as err:
-        run_engine(ref, dist, Path("/proc/x.csv"))
+        run_engine(ref, dist, Path("/proc/x.csv"), on_row=lambda *a: pytest.fail("a pair was scored"))
     msg = str(err.value)
     assert msg.startswith("/proc/x.csv: cannot create files in /proc (") and "\n" not in msg
 
@@ -569,21 +621,20 @@ def test_json_keeps_infinite_psnr_when_another_metric_fails(tmp_path, rng):
         assert row["psnr"] == "inf" and float(row["psnr"]) == math.inf
         assert row["ms_ssim"] is None and row["error"].startswith("ms_ssim: ")
         assert run.stats.summary()["metrics"]["psnr"]["identical"] == 1
-        (back,) = scoring._read_rows(out, fmt, scoring._columns(settings.metrics))
+        (back,) = read_rows(out, fmt, columns_for(settings.metrics))
         assert back["psnr"] == math.inf and back["ms_ssim"] is None
         meta = strict_json(scoring.meta_path(out).read_text())
         assert '"inf"' in meta["non_finite"]
 
 
 def test_unavailable_cuda_is_refused_once_up_front(tmp_path, rng):
-    torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    with pytest.raises(ValueError, match="CUDA is not available"):
-        ScoreSettings(metrics=("psnr", "lpips"), device="cuda")
-    with pytest.raises(ValueError, match="device must be"):
-        ScoreSettings(device="gpu")
-    ScoreSettings(metrics=("psnr",), device="cuda")  # no network metric: the device is unused
+    with pytest.raises(OptionError, match="CUDA is not available.*use device='cpu'"):
+        ScoreSettings.build(("psnr", "lpips"), device="cuda")
+    with pytest.raises(OptionError, match="device must be"):
+        ScoreSettings.build(device="gpu")
+    ScoreSettings.build(("psnr",), device="cuda")  # no network metric: the device is unused
 
 
 def test_lpips_buffer_is_float32_and_bounded_by_pixels(tmp_path, rng, squeeze_weights, monkeypatch):
@@ -599,21 +650,24 @@ def test_lpips_buffer_is_float32_and_bounded_by_pixels(tmp_path, rng, squeeze_we
         a = image(rng, (h, w, 3))
         write_png(ref / f"{i}.png", a)
         write_png(dist / f"{i}.png", distort(rng, a, 60))
-    settings = ScoreSettings(metrics=("lpips",), lpips_net="squeeze", lpips_weights=squeeze_weights, device="cpu")
+    # 32 images per network call (16 pairs): the buffer's pixel bound is what limits batches.
+    settings = ScoreSettings.build(("lpips",), lpips_net="squeeze", weights=squeeze_weights, device="cpu",
+                                   batch_size=32)
     seen = []
-    real = scoring._lpips
+    real = iqa.metrics.lpips.compute_lpips
 
     def spy(pair, *args, **kwargs):
         seen.append((pair.reference.dtype, pair.reference.shape[0]))
         return real(pair, *args, **kwargs)
 
-    monkeypatch.setattr(scoring, "_lpips", spy)
-    monkeypatch.setattr(scoring, "LPIPS_BUFFER_PIXELS", 2 * h * w)  # two pairs per buffer
-    run_engine(ref, dist, tmp_path / "warm.csv", settings=settings, batch_size=16)  # build the net
+    # The registry looks the kernel up by name on each call.
+    monkeypatch.setattr(iqa.metrics.lpips, "compute_lpips", spy)
+    monkeypatch.setattr(iqa.scoring.engine, "BUFFER_PIXELS", 2 * h * w)  # two pairs per buffer
+    run_engine(ref, dist, tmp_path / "warm.csv", settings=settings)  # build the net
     seen.clear()
     tracemalloc.start()
     try:
-        run_engine(ref, dist, tmp_path / "s.csv", settings=settings, batch_size=16)
+        run_engine(ref, dist, tmp_path / "s.csv", settings=settings)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -626,7 +680,7 @@ def test_lpips_buffer_is_float32_and_bounded_by_pixels(tmp_path, rng, squeeze_we
     assert peak < 8 * pair64, peak / pair64
     for r in read_csv(tmp_path / "s.csv"):
         expected = lpips_one(str(ref / r["reference"]), str(dist / r["distorted"]), net="squeeze",
-                             backbone_weights=squeeze_weights, device="cpu")
+                             weights=squeeze_weights, device="cpu")
         assert float(r["lpips"]) == pytest.approx(expected, rel=1e-6, abs=0)  # as in the batched test
 
 

@@ -142,6 +142,10 @@ def read_rows(path: Path, fmt: str, columns: list[str]) -> list[dict[str, Any]]:
         return [r for r in (_normalise_row(x, columns, fmt) for x in raw_rows if isinstance(x, dict)) if r]
     if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
+    if not text:
+        # A part file is created empty, then gets its header: a kill in between (or in the
+        # middle of the header) leaves no complete line, which holds no row.
+        return []
     rows = []
     if fmt == "jsonl":
         for line in text.splitlines():
@@ -207,7 +211,7 @@ def _tmp_path(path: Path) -> Path:
 
 def write_error(path: Path, exc: OSError) -> IQAError:
     return IQAError(
-        f"{path}: cannot write ({exc.strerror or exc}); choose a writable location with {{output}}",
+        f"{path}: cannot write ({exc.strerror or exc}); choose a writable {{output}}",
         options={"output": "output"},
     )
 
@@ -228,7 +232,7 @@ def check_writable(path: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise IQAError(
             f"{path}: cannot create files in {path.parent} ({exc.strerror or exc}); choose a "
-            "writable location with {output}",
+            "writable {output}",
             options={"output": "output"},
         ) from None
     if path.exists():

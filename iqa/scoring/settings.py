@@ -99,6 +99,13 @@ class ScoreSettings:
 
             needed = tuple(sorted({cls._weights_name(m, options.get(m, {})) for m in names} - {None}))
             run["weights"] = weights_mapping(run["weights"], needed)
+            unused = sorted(set(run["weights"]) - set(needed))
+            if unused:
+                raise OptionError(
+                    f"{{kw}} names {', '.join(unused)}, which no requested metric uses "
+                    f"(these settings use: {', '.join(needed) or 'none'})",
+                    options={"kw": "weights"},
+                )
         return cls(metrics=names, image=image, conventions=conventions, options=options, runtime=Runtime(**run))
 
     @staticmethod
