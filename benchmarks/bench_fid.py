@@ -47,7 +47,7 @@ def random_state_dict(seed: int = 0) -> dict:
     import torch
     from torch import nn
 
-    from iqa.metrics.inception import FIDInceptionV3
+    from iqa.features.inception import FIDInceptionV3
 
     torch.manual_seed(seed)
     model = FIDInceptionV3()
@@ -82,7 +82,8 @@ def main() -> None:
     import pytorch_fid.inception as pfi
     from pytorch_fid import fid_score
 
-    from iqa.metrics import fid as F
+    from iqa.distribution.frechet import ROUTES, frechet_distance
+    from iqa.features.pipeline import InceptionFeatures
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpus} CPUs; "
@@ -114,8 +115,8 @@ def main() -> None:
                 devnull.close()
 
         variants = {
-            "iqa (default)": F.InceptionFeatures(weights=weights, device="cpu"),
-            "iqa --fast": F.InceptionFeatures(weights=weights, device="cpu", fast=True),
+            "iqa (default)": InceptionFeatures(weights=weights, device="cpu"),
+            "iqa --fast": InceptionFeatures(weights=weights, device="cpu", fast=True),
         }
         theirs()  # warm-up: thread pools, allocator
         for ext in variants.values():
@@ -150,8 +151,8 @@ def main() -> None:
         warnings.simplefilter("ignore", DeprecationWarning)  # pytorch-fid's sqrtm(disp=False)
         t_ref, v_ref = best_of(lambda: fid_score.calculate_frechet_distance(mu1, s1, mu2, s2), 1)
     print(f"2048-d distance, pytorch-fid calculate_frechet_distance: {t_ref:6.2f} s")
-    for route in F.ROUTES:
-        t, v = best_of(lambda: F.frechet_distance(mu1, s1, mu2, s2, route=route), 1)
+    for route in ROUTES:
+        t, v = best_of(lambda: frechet_distance(mu1, s1, mu2, s2, route=route), 1)
         print(f"2048-d distance, route {route:5s}: {t:6.2f} s  ratio {t_ref / t:5.2f}×  "
               f"(value vs pytorch-fid: {abs(v - v_ref) / abs(v_ref):.1e} relative)")
 

@@ -8,12 +8,14 @@ A batch of ``--batch`` (16) pairs of ``--size``×``--size`` (256×256) RGB float
 * torchmetrics: the network behind ``LearnedPerceptualImagePatchSimilarity``
   (``torchmetrics.functional.image.lpips._NoTrainLpips(net="alex", pnet_rand=True)``) under
   ``torch.no_grad()``, ``normalize=True``;
-* iqa: ``iqa.metrics.lpips.compute_lpips(prepare_pair(x, y, data_range=1.0), ...)``, which
-  includes iqa's input validation.
+* iqa: ``iqa.metrics.lpips.compute_lpips(prepare(x, y, ImageOptions(data_range=1.0)), ...)``
+  (``iqa.pairwise.prepare``, which includes iqa's input validation) with all the images in
+  one network call (``Runtime(batch_size=2 * batch)``: a pair counts as two images), as the
+  peers run them.
 
 All three get the same seeded random AlexNet backbone (pretrained weights cannot be
 downloaded on the benchmark machine; the cost does not depend on the values), iqa through
-its ``backbone_weights`` path override. Rounds alternate between the three so that they see
+its ``weights`` path override. Rounds alternate between the three so that they see
 the same machine load; the median time of each is printed with the ratios (peer / iqa) and
 the largest relative difference between the values (iqa and lpips must agree to 1e-5).
 
@@ -53,8 +55,10 @@ def main() -> None:
     import lpips
     from torchmetrics.functional.image.lpips import _NoTrainLpips
 
-    from iqa.io import prepare_pair
-    from iqa.metrics.lpips import compute_lpips
+    from iqa.metrics.lpips import LPIPSOptions, compute_lpips
+    from iqa.options import ImageOptions
+    from iqa.pairwise import prepare
+    from iqa.runtime import Runtime
 
     def trunk_state(module: torch.nn.Module) -> dict:
         return {k: features["features." + re.match(r"slice\d+\.(.*)", k).group(1)] for k in module.state_dict()}
@@ -78,8 +82,12 @@ def main() -> None:
         with torch.no_grad():
             return tm(x, y, normalize=True).view(-1)
 
+    options = LPIPSOptions(net="alex")
+    runtime = Runtime(device="cpu", weights={options.weights_name: str(weights_path)}, batch_size=2 * args.batch)
+
     def run_iqa():
-        return compute_lpips(prepare_pair(x, y, data_range=1.0), net="alex", backbone_weights=weights_path)
+        values, _maps = compute_lpips(prepare(x, y, ImageOptions(data_range=1.0)), options, runtime)
+        return values
 
     sides = {"lpips 0.1.4": run_lpips, "torchmetrics": run_torchmetrics, "iqa": run_iqa}
     values = {name: fn() for name, fn in sides.items()}  # warm-up (and the values)

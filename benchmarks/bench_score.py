@@ -18,7 +18,8 @@ work done, whatever the load), the largest difference between the two sides' num
 the peak resident memory of ``iqa score`` for a growing number of pairs (each measured in a
 fresh process): it should stay flat.
 
-Usage: ``python benchmarks/bench_score.py [--pairs 500] [--blocks 5] [--workers N]``
+Usage: ``python benchmarks/bench_score.py [--pairs 500] [--blocks 5] [--workers N]`` (``--workers``
+as for ``iqa score``: threads beside the main one)
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def iqa_exe() -> str:
 def run_iqa(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None) -> tuple[float, float]:
     """Wall-clock and CPU seconds (all threads) of one ``iqa score`` process."""
     cmd = [iqa_exe(), "score", str(ref_dir), str(dist_dir), "-m", "psnr", "-m", "ssim", "-o", str(output), "--overwrite"]
-    if workers:
+    if workers is not None:  # 0 is meaningful: everything in the main thread
         cmd += ["--workers", str(workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -98,7 +99,7 @@ def run_iqa(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None) ->
 def peak_rss_mib(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None) -> float:
     """Peak RSS of one ``iqa score`` run, measured by a fresh wrapper process."""
     cmd = [iqa_exe(), "score", str(ref_dir), str(dist_dir), "-m", "psnr", "-m", "ssim", "-o", str(output), "--overwrite"]
-    if workers:
+    if workers is not None:  # 0 is meaningful: everything in the main thread
         cmd += ["--workers", str(workers)]
     probe = (
         "import resource, subprocess, sys; "
@@ -125,7 +126,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=500)
     parser.add_argument("--blocks", type=int, default=5, help="alternate the two sides over this many blocks")
-    parser.add_argument("--workers", type=int, default=None, help="iqa score --workers (default: its own)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="iqa score --workers: threads beside the main one, 0 = the main thread only "
+                        "(default: its own)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,8 +9,8 @@ input, which keeps every layer's activations at unit scale, and random γ/β kee
 distinct. Features then vary across images and FID between different image sets is far
 above the parity tolerances.
 
-Test files load this module by path (``load_helper``) because tests are imported in
-importlib mode, without a package.
+Test files import it as ``fid_weights``: pytest puts tests/ on ``sys.path`` (``pythonpath``
+in pyproject.toml), since tests are imported in importlib mode, without a package.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def make_state_dict(seed: int = 0) -> dict:
     import torch
     from torch import nn
 
-    from iqa.metrics.inception import FIDInceptionV3
+    from iqa.features.inception import FIDInceptionV3
 
     gen = torch.Generator().manual_seed(seed)
     model = FIDInceptionV3().eval()

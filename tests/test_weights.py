@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from iqa import weights
 from iqa.cli.app import main
+from iqa.cli.options import cli_namer
 from iqa.errors import WeightsError
-
-import torch  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -276,8 +276,10 @@ def test_offline_never_connects(tmp_path, monkeypatch):
         "alexnet: weights file not found and downloads are off (IQA_OFFLINE=1): download "
         "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth and save it as "
         f"{tmp_path / 'cache' / 'weights' / 'alexnet-owt-7be5be79.pth'}, or pass a "
-        "torchvision-format state dict with backbone_weights=PATH (CLI: --backbone-weights PATH)"
+        "torchvision-format state dict with weights='PATH'"
     )
+    # The command line names the same option as it spells it.
+    assert err.value.render(cli_namer()).endswith("state dict with --weights PATH")
     with pytest.raises(WeightsError, match="IQA_OFFLINE=1"):
         weights.download("inception-fid")
     monkeypatch.delenv("IQA_OFFLINE")
@@ -291,7 +293,9 @@ def test_import_does_not_touch_the_network():
         "import socket\n"
         "def refuse(*a, **k): raise AssertionError('network used at import time')\n"
         "socket.socket.connect = refuse; socket.create_connection = refuse\n"
-        "import iqa.weights, iqa.metrics.lpips, iqa.maps, iqa.cli.weights_cmd, iqa.cli.lpips_cmd\n"
+        "import iqa.weights, iqa.metrics.lpips, iqa.metrics.lpips_net, iqa.maps, iqa.set_metrics\n"
+        "import iqa.features.pipeline, iqa.features.inception, iqa.cli.app, iqa.cli.pair_cmd\n"
+        "import iqa.cli.weights_cmd, iqa.cli.sets_cmd, iqa.cli.score_cmd\n"
         "print('ok')\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

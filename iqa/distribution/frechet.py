@@ -19,15 +19,19 @@ ROUTES = ("sqrtm", "eigh")
 
 
 def _sqrtm(a: np.ndarray) -> np.ndarray:
-    """``scipy.linalg.sqrtm`` without printing: SciPy < 1.16 prints on singular input unless
-    ``disp=False``; later versions never print and deprecate ``disp``."""
+    """``scipy.linalg.sqrtm`` without printing or warning: SciPy < 1.16 prints on singular
+    input unless ``disp=False``; later versions never print, deprecate ``disp`` and warn
+    (``LinAlgWarning``) on a singular product. The caller checks the root's finiteness and
+    retries with ε·I, with iqa's own warning, so SciPy's is silenced here."""
     import scipy
     import scipy.linalg
 
     major, minor = (int(v) for v in scipy.__version__.split(".")[:2])
     if (major, minor) < (1, 16):
         return scipy.linalg.sqrtm(a, disp=False)[0]
-    return scipy.linalg.sqrtm(a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        return scipy.linalg.sqrtm(a)
 
 
 def _trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:

@@ -10,6 +10,7 @@ import numpy as np
 
 from iqa.errors import IQAWarning, ShapeError
 from iqa.io import is_tensor
+from iqa.options import check_integer
 
 __all__ = ["KIDResult", "kernel_distance"]
 
@@ -56,8 +57,8 @@ def kernel_distance(
     f2 = np.asarray(features2.detach().cpu().numpy() if is_tensor(features2) else features2, np.float64)
     if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1]:
         raise ShapeError(f"expected features N1×d and N2×d, got {f1.shape} and {f2.shape}")
-    if subsets < 1 or subset_size < 2:
-        raise ValueError(f"need subsets ≥ 1 and subset_size ≥ 2, got {subsets} and {subset_size}")
+    check_integer("kid", "subsets", subsets, minimum=1)
+    check_integer("kid", "subset_size", subset_size, minimum=2)
     n1, n2 = f1.shape[0], f2.shape[0]
     m = min(subset_size, n1, n2)
     if m < 2:

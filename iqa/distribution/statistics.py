@@ -15,7 +15,7 @@ import numpy as np
 from iqa.errors import IQAError, IQAWarning, ImageLoadError, ShapeError
 from iqa.features import MODES
 from iqa.io import is_tensor
-from iqa.options import check_choice
+from iqa.options import check_choice, check_integer
 
 __all__ = ["FIDStatistics", "NPZ_FORMAT", "check_compatible"]
 
@@ -80,8 +80,7 @@ class FIDStatistics:
     _fixed: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.dims, (int, np.integer)) or self.dims < 1:
-            raise ValueError(f"dims must be a positive integer, got {self.dims!r}")
+        check_integer(None, "dims", self.dims, minimum=1)
         if self.mode is not None:
             check_choice(None, "mode", self.mode, MODES)
         if self.sum is None:

@@ -13,15 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_fid.inception as pytorch_fid_inception
+import torch
 
-import torch  # noqa: E402
-import pytorch_fid.inception as pytorch_fid_inception  # noqa: E402
+import fid_weights as fw  # tests/ is on sys.path
+from iqa.errors import WeightsError
+from iqa.features import inception as inc
 
-from iqa.errors import WeightsError  # noqa: E402
-from iqa.metrics import inception as inc  # noqa: E402
-
-
-import fid_weights as fw  # noqa: E402  (tests/ is on sys.path)
 BLOCK = {64: 0, 192: 1, 768: 2, 2048: 3}
 
 
