@@ -40,6 +40,8 @@ def cli_namer(prefixed: Iterable[str] = ()) -> Callable[[Any, str, Any], str]:
         text = flag_name(keyword, metric if metric in prefixed else None)
         if value is NAME or value is True:
             return text
+        if isinstance(value, dict):
+            return " ".join(f"{text} {k}={v}" for k, v in value.items())
         return f"{text} {value}"
 
     return namer
@@ -83,8 +85,8 @@ def field_values(cls: Any, params: dict[str, Any], prefix: str | None = None) ->
         if value is None:
             continue
         choices = f.metadata.get("choices")
-        if choices:
-            value = {str(c): c for c in choices}[value]
+        if choices:  # text back to the declared value; anything else is the class's to refuse
+            value = {str(c): c for c in choices}.get(value, value)
         out[f.name] = value
     return out
 
@@ -104,8 +106,9 @@ def add_options(params: list[click.Parameter], cls: Any, prefix: str | None = No
     params.extend(field_option(f, prefix) for f in cls.cli_fields())
 
 
-def runtime_options(params: list[click.Parameter], *, batch_size: int, pairs: bool) -> None:
-    """``--weights``, ``--device``, ``--batch-size``: the same names and units everywhere."""
+def runtime_options(params: list[click.Parameter], *, batch_size: int | None, pairs: bool = False) -> None:
+    """``--weights``, ``--device`` and (for commands that batch) ``--batch-size``: the same
+    names and units everywhere."""
     params.extend([
         click.Option(
             ["--weights", "weights"], multiple=True, metavar="[NAME=]FILE",
@@ -114,10 +117,12 @@ def runtime_options(params: list[click.Parameter], *, batch_size: int, pairs: bo
         ),
         click.Option(["--device", "device"], default="auto", show_default=True,
                      help="Where networks run: auto (CUDA when available), cpu, cuda, cuda:N."),
-        click.Option(["--batch-size", "batch_size"], type=click.IntRange(min=1), default=batch_size,
-                     show_default=True,
-                     help="Images per network call" + (" (a pair counts as two)." if pairs else ".")),
     ])
+    if batch_size is not None:
+        params.append(click.Option(
+            ["--batch-size", "batch_size"], type=click.IntRange(min=1), default=batch_size, show_default=True,
+            help="Images per network batch" + (" (a pair counts as two)." if pairs else "."),
+        ))
 
 
 def workers_option(params: list[click.Parameter], what: str) -> None:

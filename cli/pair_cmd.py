@@ -46,7 +46,7 @@ def make_pair_command(spec: Any) -> click.Command:
         add_options(params, Conventions)
     add_options(params, cls)
     if spec.networks:
-        runtime_options(params, batch_size=32, pairs=True)
+        runtime_options(params, batch_size=None)
     for old, dest, _new, _target in _ALIASES.get(spec.key, []):
         alias(params, old, dest)
     if spec.map_view is not None:
@@ -83,8 +83,8 @@ def run_pair(spec: Any, cls: Any, kw: dict[str, Any]) -> None:
         from iqa.runtime import check_device, weights_mapping
 
         try:
-            weights = weights_mapping(parse_weights(kw["weights"]), needed=(options.weights_name,))
-            runtime = Runtime(device=check_device(kw["device"]), weights=weights, batch_size=kw["batch_size"])
+            weights = weights_mapping(parse_weights(kw["weights"]), needed=options.weights_names())
+            runtime = Runtime(device=check_device(kw["device"]), weights=weights)
         except OptionError as exc:
             raise click.UsageError(exc.render(namer)) from None
     map_path = kw.get("map_path")

@@ -18,6 +18,7 @@ import click
 
 from iqa import registry
 from iqa.options import Conventions, ImageOptions
+from iqa.scoring.stats import DEFAULT_METRICS
 
 from .options import (
     add_options,
@@ -88,7 +89,7 @@ def _params() -> list[click.Parameter]:
         click.Option(
             ["-m", "--metrics", "metrics"], multiple=True, callback=_split_metrics, metavar="NAME[,NAME]",
             help=f"Metric to compute; repeat or separate with commas ({', '.join(s.name for s in metrics)}). "
-            "Default: psnr, ssim, ms-ssim (no downloaded weights needed).",
+            f"Default: {', '.join(registry.get(m).name for m in DEFAULT_METRICS)} (no downloaded weights needed).",
         ),
         click.Option(["-o", "--output"], type=click.Path(dir_okay=False), default=None,
                      help="Result file (default: stdout)."),
@@ -179,7 +180,8 @@ def _score(**kw: Any) -> None:
         fmt = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "csv")
     settings = _settings(kw, namer)
     if kw["maps_dir"] is not None and not any(s.map_view for s in settings.specs):
-        raise click.UsageError("--maps draws the maps of ssim and lpips: add -m ssim or -m lpips")
+        have = [s.name for s in registry.pair_metrics() if s.map_view]
+        raise click.UsageError(f"--maps draws the maps of {', '.join(have)}: add one of them with -m")
     _limit_threads(threads, any(s.networks for s in settings.specs))
 
     ctx = init()
@@ -245,7 +247,7 @@ score_cmd = click.Command(
     help="""Score every distorted image against its reference, one row per pair.
 
 Files are paired by path relative to REFERENCE and DISTORTED (recursively), or listed
-with --pairs. Columns: reference, distorted, one per metric (psnr, ssim, ms_ssim, lpips),
+with --pairs. Columns: reference, distorted, one per metric (named as in Python: ms_ssim),
 error. A pair or metric that fails leaves its cells empty with the reason in `error`;
 the others are still scored. Rows are flushed as they complete (--resume continues an
 interrupted run); at the end the file is rewritten in sorted pair order and the settings

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from iqa import __version__
-from iqa.options import ImageOptions
+from iqa.options import ALPHA_POLICIES, ImageOptions
 from iqa.set_metrics import FIDOptions, KIDOptions, FeatureOptions
 
 from .options import (
@@ -48,13 +48,18 @@ def _params(cls: Any, *, sources: int) -> list[click.Parameter]:
         for i in range(sources)
     ]
     for f in cls.cli_fields():
-        params.append(field_option(f))
+        opt = field_option(f)
+        if f.name == "dims":
+            opt.help = f"{f.metadata['help']} [default: an .npz input's dimension, else {f.default}]"
+        params.append(opt)
     runtime_options(params, batch_size=50, pairs=False)
     workers_option(params, "decode images (and resize them in clean mode)")
     image = {f.name: f for f in ImageOptions.fields()}
     params.append(field_option(image["data_range"]))
-    params.append(click.Option(["--alpha", "alpha"], type=click.Choice(["error", "drop"]), default="error",
-                               show_default=True, help="Alpha channel: refuse transparency, or drop the channel."))
+    # Networks take RGB: the alpha channel cannot be kept as a fourth channel here.
+    params.append(click.Option(["--alpha", "alpha"], type=click.Choice([p for p in ALPHA_POLICIES if p != "keep"]),
+                               default=image["alpha"].default, show_default=True,
+                               help="Alpha channel: refuse transparency, or drop the channel."))
     params.append(click.Option(["--strict"], is_flag=True,
                                help="Stop at the first unreadable image instead of skipping it."))
     params.append(click.Option(["--progress/--no-progress"], default=None,
@@ -97,7 +102,7 @@ def _npz_dims(source: str) -> int | None:
 def _setup(cls: Any, kw: dict[str, Any], sources: tuple[str, ...]) -> tuple[Any, Any]:
     """The options (``--dims`` defaulting to an ``.npz`` input's) and the feature extractor."""
     from iqa.errors import OptionError
-    from iqa.set_metrics import extractor
+    from iqa.set_metrics import make_extractor
 
     namer = cli_namer()
     click.get_current_context().ensure_object(dict)["namer"] = namer
@@ -107,7 +112,10 @@ def _setup(cls: Any, kw: dict[str, Any], sources: tuple[str, ...]) -> tuple[Any,
             kw["dims"] = str(found[0])
     options = build(cls, kw, namer=namer)
     try:
-        ext = extractor(options, weights=parse_weights(kw["weights"]), device=kw["device"],
+        from iqa.runtime import check_device
+
+        check_device(kw["device"])
+        ext = make_extractor(options, weights=parse_weights(kw["weights"]), device=kw["device"],
                         batch_size=kw["batch_size"], workers=default_workers() if kw["workers"] is None else kw["workers"])
     except OptionError as exc:
         raise click.UsageError(exc.render(namer)) from None

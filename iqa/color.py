@@ -10,7 +10,7 @@ from typing import Any
 
 from iqa.errors import ShapeError
 from iqa.io import Pair
-from iqa.options import COLOR_SPACES, Conventions, check_integer
+from iqa.options import COLOR_SPACES, Conventions
 
 __all__ = ["COLOR_SPACES", "Y_COEFFS", "Y_OFFSET", "apply_conventions", "crop_border", "rgb_to_y"]
 
@@ -43,8 +43,10 @@ def rgb_to_y(pixels: Any, data_range: float, backend: str) -> Any:
 
 
 def crop_border(pixels: Any, k: int, backend: str, name: str = "image") -> Any:
-    """Remove ``k`` pixels from every edge (NumPy ``N×H×W×C`` or torch ``N×C×H×W``)."""
-    k = check_integer(None, "crop_border", k, minimum=0)
+    """Remove ``k`` pixels from every edge (NumPy ``N×H×W×C`` or torch ``N×C×H×W``).
+
+    ``k`` is a non-negative integer, as :class:`iqa.options.Conventions` validates it.
+    """
     if k == 0:
         return pixels
     h, w = (pixels.shape[1:3] if backend == "numpy" else pixels.shape[2:4])

@@ -293,7 +293,7 @@ def _apply_alpha(
     if all(a is None for _, a in split) or alpha == "keep":
         return [d for d, _ in items], ()
     if alpha == "drop":
-        return [c for c, _ in split], ("alpha channel dropped (alpha='drop')",)
+        return [c for c, _ in split], ("alpha channel dropped (alpha policy 'drop')",)
     for (_, name), (_, a) in zip(items, split):
         if a is not None and not _is_opaque(a, data_range):
             raise ShapeError(

@@ -135,6 +135,11 @@ class Options:
         """Fixed values that change the number (recorded in the provenance)."""
         return {}
 
+    def weights_names(self) -> tuple[str, ...]:
+        """The :mod:`iqa.weights` registry names of the files these options make the metric
+        load (none for metrics without a network)."""
+        return ()
+
     def provenance(self) -> dict[str, Any]:
         """Every field and constant that changes the number, JSON-ready."""
         out = {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}

@@ -68,22 +68,33 @@ def resolve_device(device: str | None = "auto", like: Any = None) -> Any:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def weights_mapping(weights: Any, needed: tuple[str, ...] = ()) -> dict[str, str]:
+#: A placeholder value for "name each file": ``weights={'NAME': 'FILE'}`` in Python,
+#: ``--weights NAME=FILE`` on the command line.
+NAMED_FILES = {"NAME": "FILE"}
+
+
+def weights_mapping(weights: Any, needed: tuple[str, ...] | None = None) -> dict[str, str]:
     """Normalise a ``weights`` argument to ``{registry name: path}``.
 
-    A single path is allowed when exactly one file is ``needed``.
+    Args:
+        weights: None, one path, or a mapping of :mod:`iqa.weights` registry names to paths.
+        needed: the registry names of the files the requested computation uses; a single
+            path is allowed when exactly one is needed, and a mapping may name only these.
+            ``None`` checks the names alone.
 
     Raises:
-        OptionError: a single path where several (or no) networks run, or an unknown name.
+        OptionError: a single path where several (or no) networks run, an unknown name, or
+            a name that nothing here uses (it would be ignored and the registry's file used).
     """
     if weights is None:
         return {}
     if isinstance(weights, (str, os.PathLike)):
-        if len(needed) != 1:
+        if needed is None or len(needed) != 1:
+            count = "several" if needed is None else str(len(needed))
             raise OptionError(
-                f"a single weights file is ambiguous here ({len(needed)} networks: "
-                f"{', '.join(needed) or 'none'}); name it as {{kw}}",
-                options={"kw": ("weights", "NAME=FILE")},
+                f"a single weights file is ambiguous here ({count} networks: "
+                f"{', '.join(needed or ()) or 'none'}); name each file: {{kw}}",
+                options={"kw": ("weights", NAMED_FILES)},
             )
         return {needed[0]: os.fspath(weights)}
     if not isinstance(weights, Mapping):
@@ -96,6 +107,11 @@ def weights_mapping(weights: Any, needed: tuple[str, ...] = ()) -> dict[str, str
         if name not in REGISTRY:
             raise OptionError(
                 f"unknown weights name {name!r} in {{kw}}; known: {', '.join(REGISTRY)}", options={"kw": "weights"}
+            )
+        if needed is not None and name not in needed:
+            raise OptionError(
+                f"{{kw}} names {name}, which nothing here uses (it uses: {', '.join(needed) or 'no network'})",
+                options={"kw": "weights"},
             )
         out[str(name)] = os.fspath(path)
     return out

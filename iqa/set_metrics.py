@@ -21,7 +21,7 @@ from iqa.distribution.statistics import FIDStatistics, check_compatible
 from iqa.features import EXTRACTORS
 from iqa.options import Options, check_choice, check_integer, option
 
-__all__ = ["FIDOptions", "FeatureOptions", "KIDOptions", "compute_statistics", "extractor", "fid", "kid", "kid_of"]
+__all__ = ["FIDOptions", "FeatureOptions", "KIDOptions", "compute_statistics", "fid", "kid", "kid_of", "make_extractor"]
 
 _INCEPTION = EXTRACTORS["inception"]
 _FAST_HELP = (
@@ -38,11 +38,14 @@ class FeatureOptions(Options):
 
     extractor: str = option("inception", "Feature space: " + "; ".join(f"{n}: {e.summary}" for n, e in EXTRACTORS.items()),
                             choices=tuple(EXTRACTORS))
-    dims: int = option(2048, "Feature dimension: 2048 is pool3 (FID's); 64/192/768 are earlier blocks.",
+    dims: int = option(_INCEPTION.default_dims, "Feature dimension: 2048 is pool3 (FID's); 64/192/768 are earlier blocks.",
                        choices=_INCEPTION.dims)
     mode: str = option("pytorch-fid", "Preprocessing: pytorch-fid (bilinear, 2x-1), clean (clean-fid's PIL "
                        "bicubic) or tf (TF1 bilinear, torch-fidelity's).", choices=_INCEPTION.modes)
     fast: bool = option(False, _FAST_HELP)
+
+    def weights_names(self) -> tuple[str, ...]:
+        return EXTRACTORS[self.extractor].weights
 
     def validate(self) -> None:
         check_choice(self.metric, "extractor", self.extractor, EXTRACTORS)
@@ -87,7 +90,7 @@ class KIDOptions(FeatureOptions):
         return {"kernel": "polynomial (x.y/d + 1)^3"}
 
 
-def extractor(
+def make_extractor(
     options: FeatureOptions,
     *,
     weights: Any = None,
@@ -99,7 +102,7 @@ def extractor(
     from iqa.features.pipeline import InceptionFeatures
     from iqa.runtime import weights_mapping
 
-    files = weights_mapping(weights, needed=_INCEPTION.weights)
+    files = weights_mapping(weights, needed=options.weights_names())
     return InceptionFeatures(
         dims=options.dims, mode=options.mode, weights=files.get(_INCEPTION.weights[0]), device=device,
         batch_size=batch_size, workers=workers, fast=options.fast,
@@ -119,6 +122,7 @@ def kid_of(s1: FIDStatistics, s2: FIDStatistics, options: KIDOptions, *, allow_m
 def compute_statistics(
     source: Any,
     *,
+    extractor: str = "inception",
     dims: int = 2048,
     mode: str = "pytorch-fid",
     weights: str | os.PathLike | None = None,
@@ -139,8 +143,8 @@ def compute_statistics(
         >>> stats = compute_statistics("real/")  # doctest: +SKIP
         >>> stats.save("real.npz")  # doctest: +SKIP
     """
-    options = FIDOptions(dims=dims, mode=mode, fast=fast)
-    ext = extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
+    options = FIDOptions(extractor=extractor, dims=dims, mode=mode, fast=fast)
+    ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
     return ext.statistics(source, data_range=data_range, alpha=alpha, strict=strict, keep_features=keep_features)
 
 
@@ -148,6 +152,7 @@ def fid(
     source1: Any,
     source2: Any,
     *,
+    extractor: str = "inception",
     dims: int = 2048,
     mode: str = "pytorch-fid",
     route: str = "sqrtm",
@@ -171,6 +176,7 @@ def fid(
 
     Args:
         source1, source2: the two image sets.
+        extractor: the feature space (``iqa metrics`` lists them; ``"inception"``, FID's).
         dims: 2048 (FID), or 768, 192, 64 (earlier blocks).
         mode: ``"pytorch-fid"`` (default), ``"clean"`` or ``"tf"``; see :mod:`iqa.features.preprocess`.
         route: ``"sqrtm"`` (pytorch-fid's) or ``"eigh"`` (faster, exact for full-rank
@@ -200,8 +206,8 @@ def fid(
     Matches: ``python -m pytorch_fid A B`` (mode ``"pytorch-fid"``, same weights; pytorch-fid
     lists only the top folder's files with lower-case extensions).
     """
-    options = FIDOptions(dims=dims, mode=mode, route=route, fast=fast)
-    ext = extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
+    options = FIDOptions(extractor=extractor, dims=dims, mode=mode, route=route, fast=fast)
+    ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
     s1 = ext.statistics(source1, data_range=data_range, alpha=alpha, strict=strict)
     s2 = ext.statistics(source2, data_range=data_range, alpha=alpha, strict=strict)
     return distance(s1, s2, route=options.route, allow_mismatch=allow_mismatch)
@@ -214,6 +220,7 @@ def kid(
     subsets: int = 100,
     subset_size: int = 1000,
     seed: int = 2020,
+    extractor: str = "inception",
     dims: int = 2048,
     mode: str = "pytorch-fid",
     weights: str | os.PathLike | None = None,
@@ -238,8 +245,9 @@ def kid(
     Matches: torch-fidelity's KID (same ``seed``: same subsets); torchmetrics'
     ``KernelInceptionDistance`` with one subset of all images.
     """
-    options = KIDOptions(dims=dims, mode=mode, subsets=subsets, subset_size=subset_size, seed=seed, fast=fast)
-    ext = extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
+    options = KIDOptions(extractor=extractor, dims=dims, mode=mode, subsets=subsets, subset_size=subset_size,
+                         seed=seed, fast=fast)
+    ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
     s1 = ext.statistics(source1, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
     s2 = ext.statistics(source2, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
     r = kid_of(s1, s2, options, allow_mismatch=allow_mismatch)

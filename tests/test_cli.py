@@ -160,7 +160,7 @@ def test_metrics_json_lists_every_metric():
     options = {name: d["options"] for name, d in doc.items()}
     assert options["psnr"] == {}
     assert {k: v["default"] for k, v in options["ssim"].items()} == {"win_size": 11, "sigma": 1.5, "downsample": False}
-    assert set(options["ms-ssim"]) == {"win_size", "sigma", "scales", "weights"}
+    assert set(options["ms-ssim"]) == {"win_size", "sigma", "scales", "scale_weights"}
     assert options["lpips"]["net"]["default"] == "alex" and options["lpips"]["net"]["choices"] == ["alex", "vgg", "squeeze"]
     assert options["lpips"]["version"]["choices"] == ["0.1", "0.0"]
     assert options["fid"]["dims"]["default"] == 2048 and 2048 in options["fid"]["dims"]["choices"]

@@ -17,7 +17,8 @@ from iqa.options import Conventions, ImageOptions
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Keywords a pair function takes beyond its options: the output request, the runtime of
-#: network metrics, and former names kept as warning aliases.
+#: network metrics (``weights`` names network files only), and former names kept as warning
+#: aliases (MS-SSIM's former ``weights`` is one of them).
 _EXTRA = {"return_map", "full", "device", "weights", "batch_size", "backbone_weights", "spatial"}
 
 
@@ -33,6 +34,21 @@ def test_public_function_keywords_are_the_declared_options(spec):
     cls = spec.options_class()
     for f in cls.fields():  # one default, written once
         assert params[f.name].default == f.default, f.name
+
+
+@pytest.mark.parametrize("spec", [s for s in registry.METRICS.values() if s.kind != "pair"], ids=lambda s: s.name)
+def test_set_function_keywords_carry_every_option_with_its_default(spec):
+    params = inspect.signature(spec.load_function()).parameters
+    for f in spec.options_class().fields():
+        assert f.name in params, f.name
+        assert params[f.name].default == f.default, f.name
+
+
+def test_weights_means_network_files_only():
+    # MS-SSIM's scale exponents are scale_weights (piq's name); weights= is its former name.
+    assert "scale_weights" in {f.name for f in iqa.MSSSIMOptions.fields()}
+    for spec in registry.METRICS.values():
+        assert "weights" not in {f.name for f in spec.options_class().fields()}, spec.name
 
 
 @pytest.mark.parametrize("spec", list(registry.METRICS.values()), ids=lambda s: s.name)

@@ -109,7 +109,8 @@ def frechet_distance(
                 raise IQAError(
                     f"the matrix square root has an imaginary component of {m:.3g}: the "
                     "covariances are not positive semidefinite or too few images were used; "
-                    "use more images or route='eigh'"
+                    "use more images or {route}",
+                    options={"route": ("route", "eigh")}, metric="fid",
                 )
             covmean = covmean.real
         tr_covmean = float(np.trace(covmean))

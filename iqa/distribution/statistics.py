@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from iqa.errors import IQAError, IQAWarning, ImageLoadError, ShapeError
-from iqa.features import MODES
+from iqa.features import EXTRACTORS
 from iqa.io import is_tensor
 from iqa.options import check_choice, check_integer
 
@@ -82,7 +82,7 @@ class FIDStatistics:
     def __post_init__(self) -> None:
         check_integer(None, "dims", self.dims, minimum=1)
         if self.mode is not None:
-            check_choice(None, "mode", self.mode, MODES)
+            check_choice(None, "mode", self.mode, {m for e in EXTRACTORS.values() for m in e.modes})
         if self.sum is None:
             self.sum = np.zeros(self.dims)
         if self.sum_outer is None:

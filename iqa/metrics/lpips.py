@@ -67,6 +67,9 @@ class LPIPSOptions(Options):
         """The registry name of this backbone's weights."""
         return NETS[self.net]["weights"]
 
+    def weights_names(self) -> tuple[str, ...]:
+        return (self.weights_name,)
+
 
 def lpips(
     reference: Any,
@@ -156,7 +159,7 @@ def lpips(
 def _weights_for(options: LPIPSOptions, weights: Any) -> dict[str, str]:
     from iqa.runtime import weights_mapping
 
-    return weights_mapping(weights, needed=(options.weights_name,))
+    return weights_mapping(weights, needed=options.weights_names())
 
 
 def compute_lpips(pair: Pair, options: LPIPSOptions, runtime: Any = None, want_map: bool = False) -> tuple[Any, Any]:

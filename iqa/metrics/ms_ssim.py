@@ -32,7 +32,7 @@ from iqa.metrics.ssim import (
     run_planes,
     stats_torch,
 )
-from iqa.options import Conventions, ImageOptions, Options, option
+from iqa.options import Conventions, ImageOptions, Options, option, renamed_keyword
 
 __all__ = ["MS_SSIM_WEIGHTS", "MSSSIMOptions", "compute_ms_ssim", "ms_ssim"]
 
@@ -42,8 +42,9 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 @dataclass(frozen=True)
 class MSSSIMOptions(Options):
-    """The parameters of MS-SSIM. After validation ``scales`` is always set and ``weights``
-    holds the exponents actually used (the published ones, renormalised below five scales)."""
+    """The parameters of MS-SSIM. After validation ``scales`` is always set and
+    ``scale_weights`` holds the exponents actually used (the published ones, renormalised
+    below five scales). The name is piq's; ``weights`` is kept for network files."""
 
     metric = "ms_ssim"
 
@@ -51,7 +52,7 @@ class MSSSIMOptions(Options):
     sigma: float = option(1.5, SIGMA_HELP)
     scales: int | None = option(None, "Number of scales, 1-5 (default 5; the weights are renormalised below 5).",
                                 metavar="INT")
-    weights: tuple[float, ...] | None = option(
+    scale_weights: tuple[float, ...] | None = option(
         None, "Custom exponents, one per scale, used as given (their number sets the scales).", cli=False
     )
 
@@ -59,22 +60,22 @@ class MSSSIMOptions(Options):
         self._set("win_size", check_win_size(self.win_size, self.metric))
         self._set("sigma", check_sigma(self.sigma, self.metric))
         w = self._scale_weights()
-        self._set("weights", w)
+        self._set("scale_weights", w)
         self._set("scales", len(w))
 
     def _scale_weights(self) -> tuple[float, ...]:
-        scales, weights = self.scales, self.weights
+        scales, weights = self.scales, self.scale_weights
         if weights is not None:
             try:
                 if isinstance(weights, (str, bytes)):
                     raise TypeError
                 w = tuple(float(x) for x in weights)
             except (TypeError, ValueError):
-                raise self._error(f"{{kw}} must be a sequence of numbers, one per scale, got {weights!r}", "weights") from None
+                raise self._error(f"{{kw}} must be a sequence of numbers, one per scale, got {weights!r}", "scale_weights") from None
             # All-zero weights would score every pair 1.0, and NaN would pass a plain `< 0` test.
             if not w or not all(math.isfinite(x) and x >= 0 for x in w) or not sum(w) > 0:
                 raise self._error(
-                    f"{{kw}} must be finite, non-negative and not all zero, one per scale, got {weights!r}", "weights"
+                    f"{{kw}} must be finite, non-negative and not all zero, one per scale, got {weights!r}", "scale_weights"
                 )
             if scales is not None and scales != len(w):
                 raise self._error(
@@ -108,6 +109,7 @@ def ms_ssim(
     win_size: int = 11,
     sigma: float = 1.5,
     scales: int | None = None,
+    scale_weights: tuple[float, ...] | None = None,
     weights: tuple[float, ...] | None = None,
 ) -> Any:
     """Multi-scale structural similarity (Wang, Simoncelli & Bovik 2003).
@@ -125,16 +127,18 @@ def ms_ssim(
         scales: number of scales (1–5, default 5); fewer scales use the first weights,
             renormalised to sum to 1. The short side must be at least
             ``win_size · 2**(scales-1)`` (176 px for the default).
-        weights: custom exponents, one per scale, used as given: finite, non-negative and
-            not all zero. Their number sets the scales; ``scales``, if also passed, must
+        scale_weights: custom exponents, one per scale, used as given: finite, non-negative
+            and not all zero. Their number sets the scales; ``scales``, if also passed, must
             equal it.
+        weights: the former name of ``scale_weights``; deprecated (``weights`` names network
+            files elsewhere).
 
     Returns:
         A float (paths, a single NumPy image), a float64 array (NumPy batch) or a tensor.
 
     Raises:
         ShapeError: the image is too small for the number of scales.
-        OptionError: invalid ``scales`` or ``weights`` (or both, disagreeing), ``win_size``
+        OptionError: invalid ``scales`` or ``scale_weights`` (or both, disagreeing), ``win_size``
             or ``sigma``.
 
     Example:
@@ -151,25 +155,27 @@ def ms_ssim(
     """
     from iqa.pairwise import evaluate
 
+    if weights is not None:
+        scale_weights = renamed_keyword("weights", "scale_weights", weights)
     return evaluate(
         "ms_ssim", reference, distorted,
         image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha),
         conventions=Conventions(color=color, crop_border=crop_border),
-        options=MSSSIMOptions(win_size=win_size, sigma=sigma, scales=scales, weights=weights),
+        options=MSSSIMOptions(win_size=win_size, sigma=sigma, scales=scales, scale_weights=scale_weights),
     )
 
 
 def compute_ms_ssim(pair: Pair, options: MSSSIMOptions, runtime: Any = None, want_map: bool = False) -> tuple[Any, None]:
     """The MS-SSIM kernel: ``(values, None)`` of a prepared pair (conventions applied), one
     value per image."""
-    w = options.weights
+    w = options.scale_weights
     win_size = options.win_size
     window = gaussian_window(win_size, options.sigma)
     h, wd = image_size(pair.reference, pair.backend)
     need = win_size * 2 ** (len(w) - 1)
     if min(h, wd) < need:
         fit = int(math.floor(math.log2(min(h, wd) / win_size))) + 1 if min(h, wd) >= win_size else 0
-        custom = w != MSSSIMOptions(scales=len(w)).weights
+        custom = w != MSSSIMOptions(scales=len(w)).scale_weights
         if fit < 1:
             hint = ""
         elif custom:

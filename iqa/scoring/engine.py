@@ -219,8 +219,12 @@ class _Engine:
             errors.append(self._error(f"{spec.key} map", exc))
 
     def item(self, entry: tuple[int, Any], defer: bool) -> tuple[PairScore, Pair | None]:
-        """Prepare one item and compute its metrics (all but the network ones when
-        ``defer``); never raises for bad data."""
+        """Prepare one item and compute its metrics; never raises for bad data.
+
+        With ``defer``, the network metrics of a single NumPy/file pair are left for
+        :meth:`flush` (batched with other pairs of its size) and the pair is returned; batches
+        and tensors are scored here whole, where they keep their own shape and device.
+        """
         index, item = entry
         ref, dist, rn, dn = _item_names(item, index)
         values: dict[str, Any] = {m: None for m in self.s.metrics}
@@ -228,14 +232,16 @@ class _Engine:
             prepared = PreparedPair(prepare(ref, dist, self.s.image), self.s.conventions)
         except Exception as exc:  # one bad pair must never stop the others
             return PairScore(rn, dn, values, one_line(exc, self.namer)), None
-        score = PairScore(rn, dn, values, "", prepared.pair.notes)
+        pair = prepared.pair
+        defer = defer and bool(self.deferred) and pair.backend == "numpy" and not pair.batched
+        score = PairScore(rn, dn, values, "", pair.notes)
         errors: list[str] = []
         for spec in self.s.specs:
             if defer and spec.networks:
                 continue
             try:
                 raw, maps = self._score(prepared, spec)
-                values[spec.key] = prepared.pair.result(raw)
+                values[spec.key] = pair.result(raw)
             except Exception as exc:
                 if _is_fatal(exc):
                     raise
@@ -243,14 +249,11 @@ class _Engine:
                 continue
             self._draw(spec, score, maps, 0, errors)
         score.error = "; ".join(errors)
-        if not defer or not self.deferred:
+        if not defer:
             return score, None
-        pair = prepared.pair
-        if pair.backend == "numpy":
-            # Held for the network, which runs in float32: rounding here gives the very values
-            # it would see (half the memory of float64 while the pair waits for its batch).
-            pair = pair.with_pixels(pair.reference.astype(np.float32), pair.distorted.astype(np.float32))
-        return score, pair
+        # Held for the network, which runs in float32: rounding here gives the very values it
+        # would see (half the memory of float64 while the pair waits for its batch).
+        return score, pair.with_pixels(pair.reference.astype(np.float32), pair.distorted.astype(np.float32))
 
     def run(self, items: Iterable[Any], workers: int) -> Iterator[PairScore]:
         indexed = enumerate(items)
@@ -264,7 +267,7 @@ class _Engine:
         for entry in ordered_map(lambda e: self.item(e, True), indexed, workers, name="iqa-score"):
             buffer.append(entry)
             if entry[1] is not None:
-                pixels += math.prod(entry[1].reference.shape[:3])  # N×H×W (NumPy pairs)
+                pixels += math.prod(entry[1].reference.shape[:3])  # 1×H×W: deferred pairs are NumPy
             if len(buffer) >= per_batch or pixels >= BUFFER_PIXELS:
                 yield from self.flush(buffer)
                 buffer, pixels = [], 0
@@ -278,7 +281,7 @@ class _Engine:
         groups: dict[tuple, list[int]] = {}
         for i, (_score, pair) in enumerate(buffer):
             if pair is not None:
-                groups.setdefault((pair.reference.shape, pair.data_range, pair.backend), []).append(i)
+                groups.setdefault((pair.reference.shape, pair.data_range), []).append(i)
         pairs = [pair for _score, pair in buffer]
         buffer[:] = [(score, None) for score, _pair in buffer]  # the pixels now live in ``pairs`` only
         for idx in groups.values():

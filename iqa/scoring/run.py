@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from iqa import registry
 from iqa.errors import IQAError, OptionError, OptionNamer
 from iqa.scoring.engine import PairScore, score_jobs
 from iqa.scoring.maps import MapWriter
@@ -110,6 +111,18 @@ def _check_resumable(meta_file: Path, metadata: dict[str, Any]) -> None:
         )
 
 
+def _metadata(settings: ScoreSettings, fmt: str, roots: tuple[str, str] | None) -> dict[str, Any]:
+    """What the sidecar (and a JSON output's ``metadata``) records about a run."""
+    return {
+        "format": fmt,
+        "columns": columns_for(settings.metrics),
+        "settings": settings.provenance(),
+        "reference_root": os.path.abspath(roots[0]) if roots else None,
+        "distorted_root": os.path.abspath(roots[1]) if roots else None,
+        "non_finite": _NON_FINITE_NOTE,
+    }
+
+
 class _FileRun:
     """One run into one output, in four steps: :meth:`open`, :meth:`resume`,
     :meth:`score`, :meth:`merge`."""
@@ -118,14 +131,7 @@ class _FileRun:
                  roots: tuple[str, str] | None, ctx: Any) -> None:
         self.jobs, self.out, self.settings, self.fmt, self.ctx = jobs, output, settings, fmt, ctx
         self.columns = columns_for(settings.metrics)
-        self.metadata = {
-            "format": fmt,
-            "columns": self.columns,
-            "settings": settings.provenance(),
-            "reference_root": os.path.abspath(roots[0]) if roots else None,
-            "distorted_root": os.path.abspath(roots[1]) if roots else None,
-            "non_finite": _NON_FINITE_NOTE,
-        }
+        self.metadata = _metadata(settings, fmt, roots)
         self.kept: dict[tuple[str, str], dict[str, Any]] = {}
         self.dropped = 0
         self.new_rows: list[dict[str, Any]] = []
@@ -245,9 +251,9 @@ class _FileRun:
 
 
 def _to_stream(jobs: Sequence[PairJob], settings: ScoreSettings, fmt: str, stream: Any, workers: int,
-               maps: Any, on_row: Any, namer: Any) -> ScoreRun:
+               maps: Any, on_row: Any, namer: Any, roots: tuple[str, str] | None) -> ScoreRun:
     columns = columns_for(settings.metrics)
-    writer = RowWriter(stream, fmt, columns, {"settings": settings.provenance(), "non_finite": _NON_FINITE_NOTE})
+    writer = RowWriter(stream, fmt, columns, _metadata(settings, fmt, roots))
     stats = ScoreStats(settings.metrics)
     rows = failed = 0
     for rows, score in enumerate(score_jobs(jobs, settings, workers=workers, maps=maps, namer=namer), 1):
@@ -308,9 +314,9 @@ def score_to_file(
 
     if fmt not in FORMATS:
         raise OptionError(f"{{kw}} must be one of {', '.join(FORMATS)}, got {fmt!r}", options={"kw": "fmt"})
-    with_map = [s.key for s in settings.specs if s.map_view is not None]
-    if maps_dir is not None and not with_map:
-        raise OptionError("maps are drawn for the metrics that have one (ssim, lpips): request one of them")
+    if maps_dir is not None and not any(s.map_view for s in settings.specs):
+        have = ", ".join(s.name for s in registry.pair_metrics() if s.map_view)
+        raise OptionError(f"maps are drawn for the metrics that have one ({have}): request one of them")
     maps = MapWriter(maps_dir) if maps_dir is not None else None
     ctx = ctx or DistContext()
     if output is None:
@@ -319,7 +325,8 @@ def score_to_file(
         if ctx.active:
             raise IQAError("a distributed run needs an output file ({output}) for the ranks to merge into",
                            options=_RUN_OPTIONS)
-        return _to_stream(jobs, settings, fmt, stream if stream is not None else sys.stdout, workers, maps, on_row, namer)
+        return _to_stream(jobs, settings, fmt, stream if stream is not None else sys.stdout, workers, maps, on_row,
+                          namer, roots)
     out = Path(output)
     # Before anything costly (weights, decoding): a run that cannot save must not start.
     if not out.parent.is_dir():

@@ -97,22 +97,14 @@ class ScoreSettings:
         if "weights" in run:
             from iqa.runtime import weights_mapping
 
-            needed = tuple(sorted({cls._weights_name(m, options.get(m, {})) for m in names} - {None}))
+            needed = tuple(sorted({w for m in names for w in cls._weights_names(m, options.get(m, {}))}))
             run["weights"] = weights_mapping(run["weights"], needed)
-            unused = sorted(set(run["weights"]) - set(needed))
-            if unused:
-                raise OptionError(
-                    f"{{kw}} names {', '.join(unused)}, which no requested metric uses "
-                    f"(these settings use: {', '.join(needed) or 'none'})",
-                    options={"kw": "weights"},
-                )
         return cls(metrics=names, image=image, conventions=conventions, options=options, runtime=Runtime(**run))
 
     @staticmethod
-    def _weights_name(metric: str, options: dict[str, Any]) -> str | None:
-        """The registry name of the weights a network metric needs under these options."""
-        opts = registry.METRICS[metric].options_class()(**options)
-        return getattr(opts, "weights_name", None)
+    def _weights_names(metric: str, options: dict[str, Any]) -> tuple[str, ...]:
+        """The registry names of the files a metric needs under these options."""
+        return registry.METRICS[metric].options_class()(**options).weights_names()
 
     def provenance(self) -> dict[str, Any]:
         """The settings that change a number, for metadata and for comparing runs.

@@ -54,8 +54,8 @@ def peer(ref: np.ndarray, dist: np.ndarray, data_range: float) -> np.ndarray:
 
 def test_weights_are_the_published_ones():
     assert MS_SSIM_WEIGHTS == WEIGHTS
-    assert MSSSIMOptions().weights == WEIGHTS and MSSSIMOptions().scales == 5
-    assert MSSSIMOptions(scales=5).weights == WEIGHTS  # as published, not renormalised
+    assert MSSSIMOptions().scale_weights == WEIGHTS and MSSSIMOptions().scales == 5
+    assert MSSSIMOptions(scales=5).scale_weights == WEIGHTS  # as published, not renormalised
 
 
 # --------------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ def test_fewer_scales_renormalise_the_weights(rng, scales):
     ref, dist = distorted_pair(rng, (96, 100))
     w = np.array(WEIGHTS[:scales]) / sum(WEIGHTS[:scales])
     assert abs(ms_ssim(ref, dist, scales=scales) - msssim_m(ref, dist, 255.0, tuple(w))) < TOL
-    np.testing.assert_allclose(MSSSIMOptions(scales=scales).weights, w, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(MSSSIMOptions(scales=scales).scale_weights, w, rtol=1e-15, atol=0)
 
 
 def test_one_scale_is_ssim(rng):
@@ -193,34 +193,34 @@ def test_one_scale_is_ssim(rng):
 def test_custom_weights(rng):
     ref, dist = distorted_pair(rng, (100, 100))
     w = (0.2, 0.3, 0.5)
-    assert abs(ms_ssim(ref, dist, weights=w) - msssim_m(ref, dist, 255.0, w)) < TOL
+    assert abs(ms_ssim(ref, dist, scale_weights=w) - msssim_m(ref, dist, 255.0, w)) < TOL
 
 
 def test_custom_weights_are_used_as_given(rng):
     # Not renormalised (pytorch-msssim's convention), and a zero weight drops its scale.
     ref, dist = distorted_pair(rng, (100, 100))
     w = (0.5, 0.0, 1.5)
-    assert abs(ms_ssim(ref, dist, weights=w) - msssim_m(ref, dist, 255.0, w)) < TOL
-    assert abs(ms_ssim(ref, dist, weights=np.array(w)) - msssim_m(ref, dist, 255.0, w)) < TOL
+    assert abs(ms_ssim(ref, dist, scale_weights=w) - msssim_m(ref, dist, 255.0, w)) < TOL
+    assert abs(ms_ssim(ref, dist, scale_weights=np.array(w)) - msssim_m(ref, dist, 255.0, w)) < TOL
 
 
 def test_weights_set_the_number_of_scales(rng):
     ref, dist = distorted_pair(rng, (100, 100))
     w = (0.2, 0.3, 0.5)
-    assert ms_ssim(ref, dist, weights=w, scales=3) == ms_ssim(ref, dist, weights=w)
-    assert MSSSIMOptions(weights=w).scales == 3 and MSSSIMOptions(weights=w).weights == w
+    assert ms_ssim(ref, dist, scale_weights=w, scales=3) == ms_ssim(ref, dist, scale_weights=w)
+    assert MSSSIMOptions(scale_weights=w).scales == 3 and MSSSIMOptions(scale_weights=w).scale_weights == w
     # An explicit scales that disagrees is an error, not silently ignored.
     with pytest.raises(OptionError, match=r"scales=5 disagrees with the 3 weights given; give the weights alone"):
-        ms_ssim(ref, dist, weights=w, scales=5)
+        ms_ssim(ref, dist, scale_weights=w, scales=5)
     with pytest.raises(OptionError, match=r"scales=2 disagrees with the 3 weights given"):
-        MSSSIMOptions(weights=w, scales=2)
+        MSSSIMOptions(scale_weights=w, scales=2)
 
 
 def test_default_scales_unchanged(rng):
     ref, dist = distorted_pair(rng, (176, 180))
     expected = msssim_m(ref, dist, 255.0)
     assert abs(ms_ssim(ref, dist) - expected) < TOL
-    assert ms_ssim(ref, dist, scales=5) == ms_ssim(ref, dist) == ms_ssim(ref, dist, weights=WEIGHTS)
+    assert ms_ssim(ref, dist, scales=5) == ms_ssim(ref, dist) == ms_ssim(ref, dist, scale_weights=WEIGHTS)
 
 
 @pytest.mark.parametrize(
@@ -231,15 +231,15 @@ def test_default_scales_unchanged(rng):
 def test_weights_must_be_finite_non_negative_and_not_all_zero(weights):
     # All-zero weights scored every pair 1.0; NaN weights passed a plain `< 0` test.
     a = np.zeros((100, 100), np.uint8)
-    with pytest.raises(OptionError, match="weights must be finite, non-negative and not all zero"):
-        ms_ssim(a, 255 - a, weights=weights)
+    with pytest.raises(OptionError, match="scale_weights must be finite, non-negative and not all zero"):
+        ms_ssim(a, 255 - a, scale_weights=weights)
 
 
 @pytest.mark.parametrize("weights", ["0.5", (0.5, "x"), 0.5, (0.5, None)], ids=["str", "str item", "scalar", "None item"])
 def test_weights_must_be_numbers(weights):
     a = np.zeros((100, 100), np.uint8)
-    with pytest.raises(OptionError, match="weights must be a sequence of numbers"):
-        ms_ssim(a, a, weights=weights)
+    with pytest.raises(OptionError, match="scale_weights must be a sequence of numbers"):
+        ms_ssim(a, a, scale_weights=weights)
 
 
 def test_negative_terms_are_clamped_not_nan(rng):
@@ -327,7 +327,7 @@ def test_kernel_on_a_prepared_pair_matches_pytorch_msssim(rng):
 def test_kernel_takes_its_options(rng):
     ref, dist = distorted_pair(rng, (100, 100))
     w = (0.2, 0.3, 0.5)
-    values, _ = compute_ms_ssim(prepare_pair(ref, dist), MSSSIMOptions(weights=w))
+    values, _ = compute_ms_ssim(prepare_pair(ref, dist), MSSSIMOptions(scale_weights=w))
     assert abs(values[0] - msssim_m(ref, dist, 255.0, w)) < TOL
 
 
@@ -426,3 +426,13 @@ def test_peer_pytorch_msssim_weights_are_used_as_given(rng):
     w3 = list(np.array(WEIGHTS[:3]) / sum(WEIGHTS[:3]))
     got = pytorch_msssim.ms_ssim(a, b, data_range=255, size_average=False, win=win, weights=w3).item()
     assert abs(got - ms_ssim(ref, dist, scales=3)) < TOL
+
+
+def test_former_weights_keyword_still_works_and_warns(rng):
+    from iqa.errors import RenamedOptionWarning
+
+    ref, dist = distorted_pair(rng, (100, 100))
+    w = (0.2, 0.3, 0.5)
+    with pytest.warns(RenamedOptionWarning, match="scale_weights"):
+        old = ms_ssim(ref, dist, weights=w)
+    assert old == ms_ssim(ref, dist, scale_weights=w)
