@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+import iqa
 import torch
 
 from iqa.color import apply_conventions, crop_border, rgb_to_y
@@ -58,10 +60,12 @@ def test_crop_border_numpy_and_torch(rng):
 
 @pytest.mark.parametrize("k", [-1, 1.5])
 def test_crop_border_rejects_bad_values(k):
-    with pytest.raises(OptionError, match=rf"crop_border must be an integer of at least 0, got {k!r}"):
-        crop_border(np.zeros((1, 8, 8, 1)), k, "numpy")
+    # Validated once, by Conventions, which every public function and command builds.
     with pytest.raises(OptionError, match=rf"crop_border must be an integer of at least 0, got {k!r}"):
         Conventions(crop_border=k)
+    a = np.zeros((8, 8), np.uint8)
+    with pytest.raises(OptionError, match=rf"crop_border must be an integer of at least 0, got {k!r}"):
+        iqa.psnr(a, a, crop_border=k)
 
 
 def test_crop_border_too_large_names_the_image():
