@@ -24,3 +24,16 @@ def rng() -> np.random.Generator:
 @pytest.fixture
 def samples_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "data" / "samples"
+
+
+@pytest.fixture(scope="session")
+def squeeze_weights(tmp_path_factory) -> Path:
+    """A torchvision SqueezeNet 1.1 state dict with seeded random weights: no download, and
+    features that differ between images, so LPIPS values are far from zero."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "squeezenet_random.pth"
+    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), path)
+    return path

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed
-import torchvision.models
 from click.testing import CliRunner
 from helpers import write_png
 
@@ -99,15 +98,6 @@ def many_pairs(tmp_path_factory):
     (dist / "bad.png").write_bytes(b"")
     return ref, dist
 
-
-@pytest.fixture(scope="module")
-def squeeze_weights(tmp_path_factory):
-    """A torchvision SqueezeNet 1.1 state dict with seeded random weights: no download, and
-    features that differ between images, so LPIPS values are far from zero."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "squeezenet_random.pth"
-    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), path)
-    return path
 
 
 def _descendants(pid: int) -> list[int]:

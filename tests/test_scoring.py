@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torchvision.models
 from helpers import write_png
 from skimage.metrics import peak_signal_noise_ratio as skimage_psnr
 
@@ -488,15 +487,6 @@ def test_ssim_maps(tmp_path, rng):
     writer = MapWriter(maps)
     assert writer.path("ssim", "/abs/../x.jpg") == maps / "ssim" / "abs" / "x.jpg.png"
 
-
-@pytest.fixture(scope="module")
-def squeeze_weights(tmp_path_factory):
-    """A torchvision SqueezeNet 1.1 state dict with seeded random weights: no download, and
-    features that differ between images, so LPIPS values are far from zero."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "squeezenet_random.pth"
-    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), path)
-    return path
 
 
 def test_lpips_column_batched_equals_single_pair(tmp_path, rng, squeeze_weights):

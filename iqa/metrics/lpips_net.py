@@ -32,7 +32,6 @@ scored in their own dtype (float64 for ``gradcheck``).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 from pathlib import Path
