@@ -151,6 +151,11 @@ def parse_weights(values: tuple[str, ...]) -> Any:
         name, sep, path = v.partition("=")
         if sep and name in REGISTRY:
             mapping[name] = path
+        elif sep and name and not os.path.exists(v) and "/" not in name and os.sep not in name:
+            raise click.BadParameter(
+                f"{name!r} is not a weights name (names: {', '.join(REGISTRY)}; 'iqa weights list' shows "
+                "which network each is)", param_hint="--weights",
+            )
         else:
             bare.append(v)
     if bare and (mapping or len(bare) > 1):

@@ -104,7 +104,11 @@ def _params() -> list[click.Parameter]:
         click.Option(["--overwrite"], is_flag=True, help="Replace an existing output file."),
     ]
     add_options(params, ImageOptions)
+    start = len(params)
     add_options(params, Conventions)
+    taking = ", ".join(s.name for s in metrics if s.conventions)
+    for opt in params[start:]:
+        opt.help = f"{opt.help} Applies to {taking}; the others see the whole image."
     for spec in metrics:
         for f in spec.options_class().cli_fields():
             from .options import field_option

@@ -49,7 +49,7 @@ def _params(cls: Any, *, sources: int) -> list[click.Parameter]:
     ]
     for f in cls.cli_fields():
         opt = field_option(f)
-        if f.name == "dims":
+        if f.name == "dims" and sources > 1:
             opt.help = f"{f.metadata['help']} [default: an .npz input's dimension, else {f.default}]"
         params.append(opt)
     runtime_options(params, batch_size=50, pairs=False)

@@ -241,6 +241,11 @@ def _raw(x: ImageLike, role: str) -> tuple[Any, str, bool, str]:
     )
 
 
+def _as_reference(name: str) -> str:
+    """``reference a.png``, or ``reference array`` (not ``reference reference array``)."""
+    return name if name.startswith("reference") else f"reference {name}"
+
+
 def _check_finite(data: Any, backend: str, name: str) -> None:
     # A sum is finite exactly when no element is NaN or infinite, unless it overflows; one
     # reduction is much cheaper than an element-wise mask, which runs only to confirm.
@@ -264,10 +269,13 @@ def _check_fits(data: Any, backend: str, data_range: float, name: str) -> None:
         return
     peak = float(data.max())
     if peak > data_range:
+        bits = _dtype_info(data.dtype, name)[1]
+        hint = (" (16-bit files often store 10- or 12-bit data shifted to the top bits: then omit {bd})"
+                if bits == 16 else "")
         raise RangeError(
             f"{name}: contains values up to {peak:g}, above the data range {data_range:g}; "
-            "check bit_depth/data_range (16-bit files often store 10- or 12-bit data "
-            "shifted to the top bits: then omit bit_depth)"
+            f"check {{bd}} and {{dr}}{hint}",
+            options={"bd": "bit_depth", "dr": "data_range"},
         )
 
 
@@ -403,7 +411,7 @@ def prepare_pair(
     kinds = {_dtype_info(ref.dtype, n_ref)[0], _dtype_info(dist.dtype, n_dist)[0]}
     if dt_ref != dt_dist and (kinds != {"f"}):
         raise RangeError(
-            f"{n_dist}: sample type {dt_dist} does not match reference {n_ref} ({dt_ref}); "
+            f"{n_dist}: sample type {dt_dist} does not match {_as_reference(n_ref)} ({dt_ref}); "
             "both images must have the same bit depth"
         )
     dr = resolve_data_range(ref.dtype, data_range, bit_depth, n_ref)
@@ -422,7 +430,7 @@ def prepare_pair(
                 "not compared with RGB; convert one image explicitly"
             )
         raise ShapeError(
-            f"{n_dist}: size {_describe(dist, backend)} does not match reference {n_ref} "
+            f"{n_dist}: size {_describe(dist, backend)} does not match {_as_reference(n_ref)} "
             f"{_describe(ref, backend)} (W×H×C)"
         )
     float_dtype = None

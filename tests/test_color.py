@@ -99,10 +99,21 @@ def test_apply_conventions_rgb_is_untouched(rng):
     assert cropped.data_range == 255.0 and cropped.channels == 3
 
 
-def test_y_on_gray_is_an_error():
-    a = np.zeros((8, 8), np.uint8)
-    with pytest.raises(ShapeError, match="color='y' needs RGB images, got 1 channel.*use color='rgb'"):
-        apply_conventions(prepare_pair(a, a), Conventions(color="y"))
+def test_y_on_gray_scores_the_gray_image_as_it_is(rng):
+    # BasicSR's to_y_channel leaves a gray image as it is, so a folder mixing gray and RGB
+    # images can be scored with color='y'; the pair carries a note saying so.
+    a = rng.integers(0, 256, (16, 16), dtype=np.uint8)
+    b = np.clip(a + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
+    out = apply_conventions(prepare_pair(a, b), Conventions(color="y"))
+    np.testing.assert_array_equal(out.reference[0, :, :, 0], a)
+    assert out.data_range == 255.0 and "gray image scored as is under color='y'" in out.notes
+    assert iqa.psnr(a, b, color="y") == iqa.psnr(a, b)
+
+
+def test_y_on_two_channels_is_an_error():
+    a = np.zeros((8, 8, 2), np.uint8)
+    with pytest.raises(ShapeError, match="color='y' needs RGB or gray images, got 2 channel"):
+        apply_conventions(prepare_pair(a, a, alpha="keep"), Conventions(color="y"))
 
 
 def test_unknown_color_is_an_error():

@@ -93,7 +93,12 @@ class ScoreSettings:
                     raise OptionError(f"{k}= is an option of {spec.name}, which is not among the metrics {list(names)}")
                 options.setdefault(spec.key, {})[k[len(prefix):]] = kwargs.pop(k)
         if kwargs:
-            raise OptionError(f"unknown setting(s): {', '.join(sorted(kwargs))}")
+            hints = [f"{m}_{k}" for k in sorted(kwargs) for m in names
+                     if k in {f.name for f in registry.METRICS[m].options_class().fields()}]
+            raise OptionError(
+                f"unknown setting(s): {', '.join(sorted(kwargs))}"
+                + (f"; metric options carry the metric's name: {', '.join(hints)}" if hints else "")
+            )
         if "weights" in run:
             from iqa.runtime import weights_mapping
 
@@ -120,6 +125,8 @@ class ScoreSettings:
             # None: implied by each file's sample type (255 for 8-bit, 65535 for 16-bit).
             **dataclasses.asdict(self.image),
             **dataclasses.asdict(self.conventions),
+            # Which metrics the colour space and border crop apply to (LPIPS sees the whole image).
+            "conventions_apply_to": [s.key for s in self.specs if s.conventions],
         }
         for spec in self.specs:
             out[spec.key] = self.options[spec.key].provenance()
