@@ -65,7 +65,9 @@ def field_option(field: Any, prefix: str | None = None, dest: str | None = None,
     dest = dest or (f"{prefix}_{field.name}" if prefix else field.name)
     help_text = field.metadata.get("help", "")
     if str(field.type) == "bool":
-        return click.Option([name, dest], is_flag=True, default=None, help=help_text, hidden=hidden)
+        # Both spellings, so that an option whose default is True can be turned off.
+        return click.Option([f"{name}/--no-{name[2:]}", dest], default=None, hidden=hidden,
+                            help=f"{help_text}  [default: {'on' if field.default else 'off'}]")
     default = field.default
     kind = _click_type(field)
     metavar = field.metadata.get("metavar") or {click.INT: "INT", click.FLOAT: "FLOAT"}.get(kind)

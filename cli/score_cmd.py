@@ -122,7 +122,7 @@ def _params() -> list[click.Parameter]:
         click.Option(["--threads"], type=click.IntRange(min=1), default=None,
                      help="Threads of OpenCV's, BLAS's and torch's own pools (default: cores / workers)."),
         click.Option(["--maps", "maps_dir"], type=click.Path(file_okay=False), default=None,
-                     help="Write per-pair heat-maps (SSIM, LPIPS) here."),
+                     help=f"Write per-pair heat-maps ({', '.join(s.name for s in metrics if s.map_view)}) here."),
         click.Option(["--summary", "summary_file"], type=click.Path(dir_okay=False), default=None,
                      help="Also write the summary as JSON."),
         click.Option(["--psnr-mean"], type=click.Choice(["finite", "pooled"]), default="finite", show_default=True,

@@ -147,13 +147,13 @@ def test_metrics_json_lists_every_metric():
     result = run("metrics", "--format", "json")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert list(doc) == ["psnr", "ssim", "ms-ssim", "lpips", "fid", "kid"]
+    assert list(doc) == ["psnr", "ssim", "ms-ssim", "lpips", "dists", "vifp", "gmsd", "ms-gmsd", "fsim", "fsimc",
+                         "haarpsi", "fid", "kid"]
     kinds = {name: (d["kind"], d["direction"]) for name, d in doc.items()}
+    higher, lower = ("pair", "higher is better"), ("pair", "lower is better")
     assert kinds == {
-        "psnr": ("pair", "higher is better"),
-        "ssim": ("pair", "higher is better"),
-        "ms-ssim": ("pair", "higher is better"),
-        "lpips": ("pair", "lower is better"),
+        "psnr": higher, "ssim": higher, "ms-ssim": higher, "lpips": lower, "dists": lower, "vifp": higher,
+        "gmsd": lower, "ms-gmsd": lower, "fsim": higher, "fsimc": higher, "haarpsi": higher,
         "fid": ("two-set", "lower is better"),
         "kid": ("two-set", "lower is better"),
     }
