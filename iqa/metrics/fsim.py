@@ -596,7 +596,9 @@ def phase_congruency(lum: Any, bank: FilterBank, k: float) -> Any:
     return out[0] if len(out) == 1 else torch.cat(out)
 
 
-def _orientations(spectrum: Any, bank: FilterBank, orients: range, k: float, eps: float, ws: _Workspace) -> tuple[Any, Any]:
+def _orientations(
+    spectrum: Any, bank: FilterBank, orients: range, k: float, eps: float, ws: _Workspace
+) -> tuple[Any, Any]:
     """For the orientations ``orients`` of ``c`` planes (their spectra ``c×1×H×W``): the
     summed response amplitudes and the summed thresholded energies, each ``c×H×W``."""
     import torch
