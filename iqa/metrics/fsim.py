@@ -61,8 +61,10 @@ NOISE_RESCALE = 1.7
 
 #: Complex response elements (planes × orientations × scales × pixels) per chunk of the
 #: phase-congruency stage: a bound on its memory (about 56 bytes × this in float64, half
-#: in float32).
-_CHUNK_ELEMS = 1 << 19
+#: in float32). One 512×512 pair (two 256×256 planes after the downsampling) is one chunk:
+#: smaller chunks are kinder to the cache on one thread, but multiply the operations, whose
+#: start-up dominates when several threads compete for busy cores.
+_CHUNK_ELEMS = 1 << 21
 
 
 @dataclass(frozen=True)
