@@ -130,5 +130,7 @@ class ScoreSettings:
         }
         for spec in self.specs:
             out[spec.key] = self.options[spec.key].provenance()
-            out[spec.key].update(spec.files_provenance(self.options[spec.key], self.runtime.weights or None))
+            opts = self.options[spec.key]
+            mine = {k: v for k, v in self.runtime.weights.items() if k in opts.weights_names()}
+            out[spec.key].update(spec.files_provenance(opts, mine or None))
         return out
