@@ -607,20 +607,24 @@ def _orientations(
 
     c, _, h, w = spectrum.shape
     g, s_count = len(orients), bank.scales
-    grid, real = (g, c, h, w), bank.em_n.dtype
+    grid, real = (c, g, 1, h, w), bank.em_n.dtype
     responses = bank.responses[:, orients.start * s_count : orients.stop * s_count]
     product = torch.mul(spectrum, responses, out=ws.get("product", (c, g * s_count, h, w), spectrum.dtype))
     eo = torch.fft.ifft2(product)  # (c, g·s, h, w); with out=, torch would copy into it
-    # Even and odd responses as contiguous real (s, g, c, h, w) tensors: one pass, then every
-    # later pass runs on unit-stride data, sums over scales add whole blocks and the
-    # smallest scale is one block.
-    eo = torch.view_as_real(eo).view(c, g, s_count, h, w, 2)
-    parts = ws.copy("parts", eo.permute(5, 2, 1, 0, 3, 4))
+    # Even and odd responses as two contiguous real (c, g, s, h, w) tensors: one pass, then
+    # every later pass runs on unit-stride data. Reusing, they go where the product was,
+    # and the amplitudes where the responses were: no further buffer of this size.
+    stacked = torch.view_as_real(eo).movedim(-1, 0).view(2, c, g, s_count, h, w)
+    if ws.reuse:
+        parts = torch.view_as_real(product).view(2, c, g, s_count, h, w).copy_(stacked)
+        amp_out = torch.view_as_real(eo).view(-1)[: c * g * s_count * h * w].view(c, g, s_count, h, w)
+    else:
+        parts, amp_out = stacked.contiguous(), None
     even, odd = parts[0], parts[1]
-    amp = ws.hypot(even, odd, out=ws.get("amp", (s_count, *grid), real))
-    an = torch.sum(amp.view(s_count * g, c, h, w), dim=0)  # (c, h, w)
-    sums = torch.sum(parts, dim=1, out=ws.get("sums", (2, *grid), real))
-    sum_e, sum_o = sums[0], sums[1]
+    amp = ws.hypot(even, odd, out=amp_out)
+    an = torch.sum(amp, dim=(1, 2))  # (c, h, w)
+    sums = torch.sum(parts, dim=3, keepdim=True, out=ws.get("sums", (2, *grid), real))
+    sum_e, sum_o = sums[0], sums[1]  # (c, g, 1, h, w)
     x_energy = ws.hypot(sum_e, sum_o, out=ws.get("x_energy", grid, real))
     x_energy = torch.add(x_energy, eps, out=ws.same(x_energy))
     mean_e = torch.div(sum_e, x_energy, out=ws.get("mean_e", grid, real))
@@ -630,14 +634,15 @@ def _orientations(
     cross = torch.addcmul(cross, odd, mean_e, value=-1, out=ws.same(cross))
     cross = torch.abs(cross, out=ws.same(cross))
     energy = torch.addcmul(torch.mul(sum_e, mean_e, out=ws.same(sum_e)), sum_o, mean_o, out=ws.same(sum_e))
-    energy = torch.sub(energy, torch.sum(cross, dim=0, out=ws.get("cross", grid, real)), out=ws.same(energy))
+    cross_sum = torch.sum(cross, dim=2, keepdim=True, out=ws.get("cross", grid, real))
+    energy = torch.sub(energy, cross_sum, out=ws.same(energy))  # (c, g, 1, h, w)
     # Noise: the median squared response at the smallest scale estimates its power
-    # (torch.median's lower median, as piq; one row at a time: without indices to track, a
-    # third faster than median(dim=-1)).
-    medians = torch.stack([row.median() for row in amp[0].reshape(g * c, h * w)]).view(g, c)
-    threshold = _noise_threshold(medians**2, bank, orients, k)  # (g, c)
-    energy = torch.clamp_min(energy - threshold.view(g, c, 1, 1), 0)
-    return an, energy.sum(dim=0)
+    # (torch.median's lower median, as piq; one contiguous row at a time: without indices
+    # to track, a third faster than median(dim=-1)).
+    medians = torch.stack([amp[i, j, 0].reshape(h * w).median() for i in range(c) for j in range(g)])
+    threshold = _noise_threshold(medians.view(c, g).t() ** 2, bank, orients, k)  # (g, c)
+    energy = torch.clamp_min(energy - threshold.t().reshape(c, g, 1, 1, 1), 0)
+    return an, energy.sum(dim=(1, 2))
 
 
 class _Workspace:
@@ -670,11 +675,6 @@ class _Workspace:
     def same(self, tensor: Any) -> Any:
         """``tensor`` itself as the output (an in-place operation), or None."""
         return tensor if self.reuse else None
-
-    def copy(self, name: str, tensor: Any) -> Any:
-        """A contiguous copy of ``tensor`` (into the buffer ``name`` when reusing)."""
-        buf = self.get(name, tuple(tensor.shape), tensor.dtype)
-        return tensor.contiguous() if buf is None else buf.copy_(tensor)
 
 
 def _noise_threshold(median_e2n: Any, bank: FilterBank, orients: range, k: float) -> Any:
