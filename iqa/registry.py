@@ -207,7 +207,7 @@ METRICS: dict[str, MetricSpec] = {
             higher_is_better=False,
             value_range=(0.0, 1.124),  # 1 + sum(beta)/sum(alpha + beta) with the shipped weights
             matches="DISTS_pytorch 0.1 DISTS() (its alpha/beta file, the same VGG16 weights); "
-            "torchmetrics 1.9 DISTS; not piq's dists (other alpha/beta)",
+            "torchmetrics 1.9 DISTS; piq's DISTS on images up to 256 px (piq resizes larger ones)",
             reference="Ding, Ma, Wang & Simoncelli, IEEE TPAMI 2020",
             module="iqa.metrics.dists",
             options="DISTSOptions",
