@@ -61,14 +61,19 @@ def sides(metric: str, weights: Path) -> tuple[Callable, Callable]:
         from DISTS_pytorch import DISTS_pt
 
         state = torch.load(weights, weights_only=True)
+        # DISTS_pt.models is torchvision.models itself: keep the real constructor before replacing it.
+        make_vgg16 = torchvision.models.vgg16
 
         def vgg16(*args: Any, **kwargs: Any) -> Any:
-            model = torchvision.models.vgg16(weights=None)
+            model = make_vgg16(weights=None)
             model.load_state_dict(state)
             return model
 
         DISTS_pt.models.vgg16 = vgg16
-        peer_model = DISTS_pt.DISTS().eval()
+        try:
+            peer_model = DISTS_pt.DISTS().eval()
+        finally:
+            torchvision.models.vgg16 = make_vgg16  # iqa's own loader must not go through the patch
         ours = lambda x, y: iqa.dists(x, y, data_range=1.0, weights=weights)  # noqa: E731
         return ours, lambda x, y: peer_model(x, y, batch_average=False)
     fn = {
