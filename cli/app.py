@@ -26,6 +26,7 @@ _COMMANDS = {
     "kid": ("sets_cmd", "kid_cmd"),
     "stats": ("sets_cmd", "stats_cmd"),
     "metrics": ("metrics_cmd", "metrics_cmd"),
+    "report": ("report_cmd", "report_cmd"),
     "weights": ("weights_cmd", "weights_cmd"),
 }
 

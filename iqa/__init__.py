@@ -61,6 +61,7 @@ _EXPORTS = {
     "pair_folders": "iqa.scoring",
     "psnr": "iqa.metrics.psnr",
     "read_image": "iqa.decode",
+    "report": "iqa.compare.report",
     "score_folders": "iqa.scoring",
     "ssim": "iqa.metrics.ssim",
     "vifp": "iqa.metrics.vifp",

@@ -73,3 +73,7 @@ def test_wheel_has_no_top_level_cli(tmp_path):
     tree += [f"iqa/cli/{p.relative_to(src / 'cli').as_posix()}" for p in (src / "cli").rglob("*.py")]
     assert "iqa/metrics/ssim.py" in tree and "iqa/scoring/engine.py" in tree
     assert sorted(set(tree) - set(names)) == []
+    # The report's page, style and script are package data.
+    assets = [f"iqa/compare/report_assets/{p.name}" for p in (src / "iqa" / "compare" / "report_assets").iterdir()]
+    assert "iqa/compare/report_assets/report.js" in assets
+    assert sorted(set(assets) - set(names)) == []

@@ -1,0 +1,241 @@
+"""iqa report: the data the page embeds (equal to the files' numbers), links to odd file
+names, placeholders for missing images, the output folder's protection, the command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import iqa
+from iqa.cli import main
+from iqa.compare.report import render, script_json
+from iqa.compare.report_data import Method, Metric, Results, differing, worst
+from report_outdir import HOSTILE_NAMES, make_images, write_outdir
+
+pytest.importorskip("matplotlib", reason="iqa report needs matplotlib (the report extra)")
+
+_DATA_RE = re.compile(r'<script type="application/json" id="iqa-data">(.*?)</script>', re.S)
+
+
+def page_data(index: Path) -> dict:
+    """The JSON the page embeds, read back as a browser's JSON.parse reads it."""
+    (text,) = _DATA_RE.findall(index.read_text(encoding="utf-8"))
+    return json.loads(text)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def as_float(v) -> float | None:
+    return None if v is None else float(v)  # float() reads "inf" and "nan" as the page does
+
+
+@pytest.fixture(scope="module")
+def outdir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cmp")
+    f = make_images(root / "images", 12, names=list(HOSTILE_NAMES))
+    return write_outdir(root / "out", f["reference"], {"good": f["good"], "bad": f["bad"], "same": f["same"]})
+
+
+@pytest.fixture(scope="module")
+def built(outdir, tmp_path_factory) -> Path:
+    return iqa.report(outdir, tmp_path_factory.mktemp("rep") / "report", gallery_size=3)
+
+
+def test_embedded_values_equal_the_score_csvs(outdir, built):
+    data = page_data(built)
+    table = data["table"]
+    for tm in table["methods"]:
+        rows = {r["reference"]: r for r in read_csv(outdir / "scores" / f"{tm['name']}.csv")}
+        assert sorted(rows) == table["keys"]
+        for i, key in enumerate(table["keys"]):
+            for metric in ("psnr", "ssim"):
+                assert as_float(tm["values"][metric][i]) == float(rows[key][metric]), (tm["name"], key, metric)
+    # The identical image's PSNR is inf in the CSV and "inf" in the page, never dropped.
+    same = next(tm for tm in table["methods"] if tm["name"] == "same")
+    assert same["values"]["psnr"][table["keys"].index(HOSTILE_NAMES[0])] == "inf"
+
+
+def test_embedded_summary_equals_the_summary_files(outdir, built):
+    data = page_data(built)
+    summary = json.loads((outdir / "summary.json").read_text())
+    assert data["baseline"] == summary["baseline"] == "good"
+    for row in read_csv(outdir / "summary.csv"):
+        s = data["summary"][row["method"]][row["metric"]]
+        for col in ("mean", "median", "std", "ci_low", "ci_high"):
+            assert as_float(s[col]) == (float(row[col]) if row[col] else None)
+        assert s["n"] == int(row["n"]) and s["n_inf"] == int(row["n_inf"])
+        if row["method"] != "good":
+            p = data["paired"][row["method"]][row["metric"]]
+            assert as_float(p["diff"]) == float(row["diff"]) and as_float(p["p_holm"]) == float(row["p_holm"])
+    assert data["metrics"] == [{"key": "psnr", "label": "psnr", "higher": True, "unit": "dB"},
+                               {"key": "ssim", "label": "ssim", "higher": True, "unit": None}]
+
+
+def test_links_reach_odd_file_names(outdir, built):
+    """Spaces, quotes, <, &, #, ?, % and non-ASCII names: every link is relative and leads to
+    the file (percent-decoded as a browser does), and the page holds no raw < from a name."""
+    data = page_data(built)
+    table = data["table"]
+    hrefs = table["ref"] + [h for tm in table["methods"] for h in tm["out"]]
+    assert None not in hrefs
+    for href in hrefs:
+        assert not href.startswith(("/", "file:")) and "#" not in href and "?" not in href
+        assert (built.parent / unquote(href)).is_file(), href
+    html = built.read_text(encoding="utf-8")
+    script = _DATA_RE.findall(html)[0]
+    assert "<" not in script and ">" not in script and "&" not in script
+    assert HOSTILE_NAMES[0] in table["keys"]
+
+
+def test_script_json_cannot_end_its_element():
+    payload = {"title": "</script><script>alert(1)</script> <!-- \u2028 é", "provenance": {"report": {"versions": {"iqa": "x"}}}}
+    page = render("<title><!--IQA:TITLE--></title><script><!--IQA:DATA--></script>", payload)
+    assert page.count("</script>") == 1 and "<!-- " not in page
+    assert "<title>&lt;/script&gt;&lt;script&gt;" in page
+    (text,) = re.findall(r"<script>(.*)</script>", page, re.S)
+    assert json.loads(text) == payload
+    # Text in the data that looks like a placeholder stays text.
+    payload["title"] = "<!--IQA:DATA-->"
+    assert json.loads(script_json(payload))["title"] == "<!--IQA:DATA-->"
+    assert render("<t><!--IQA:TITLE--></t>", payload) == "<t>&lt;!--IQA:DATA--&gt;</t>"
+
+
+def test_galleries_show_the_worst_images_with_ssim_maps(outdir, built):
+    data = page_data(built)
+    groups = {(g["metric"], g["methods"][0]): g for g in data["galleries"]["worst"]}
+    rows = read_csv(outdir / "scores" / "bad.csv")
+    lowest = sorted(rows, key=lambda r: (float(r["psnr"]), r["reference"]))[:3]
+    assert [it["key"] for it in groups[("psnr", "bad")]["items"]] == [r["reference"] for r in lowest]
+    item = groups[("psnr", "bad")]["items"][0]
+    labels = [t["label"] for t in item["tiles"]]
+    assert labels == ["reference", "bad", "ssim map · bad"]
+    for t in item["tiles"]:
+        assert (built.parent / t["thumb"]).is_file() and (built.parent / unquote(t["href"])).is_file()
+    # Differ-most galleries compare each method with the baseline.
+    assert {tuple(g["methods"]) for g in data["galleries"]["differ"]} == {("good", "bad"), ("good", "same")}
+    assert len(list((built.parent / "plots").glob("*.png"))) == 4
+
+
+def test_ssim_map_is_the_scored_ssim(outdir, built):
+    """The map drawn is the one whose mean the CSV holds (same settings)."""
+    from PIL import Image
+
+    data = page_data(built)
+    item = next(g for g in data["galleries"]["worst"] if g["metric"] == "ssim")["items"][0]
+    name = next(g for g in data["galleries"]["worst"] if g["metric"] == "ssim")["methods"][0]
+    rows = {r["reference"]: r for r in read_csv(outdir / "scores" / f"{name}.csv")}
+    f = outdir.parent / "images"
+    value, m = iqa.ssim(f / "reference" / item["key"], f / name / item["key"], return_map=True)
+    assert value == float(rows[item["key"]]["ssim"])
+    tile = next(t for t in item["tiles"] if t["label"].startswith("ssim map"))
+    assert tile["size"] == [m.shape[1], m.shape[0]]
+    with Image.open(built.parent / tile["thumb"]) as im:  # previews of small images are not enlarged
+        assert im.size == (m.shape[1], m.shape[0])
+
+
+def test_missing_images_become_placeholders_and_a_warning(outdir, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(outdir, copy)
+    images = tmp_path / "images"
+    shutil.copytree(outdir.parent / "images", images)
+    # Point the copy's score files at the copied images, then delete one output.
+    for meta in (copy / "scores").glob("*.meta.json"):
+        doc = json.loads(meta.read_text())
+        for k in ("reference_root", "distorted_root"):
+            doc[k] = str(images / Path(doc[k]).name)
+        meta.write_text(json.dumps(doc))
+    worst_bad = min(read_csv(copy / "scores" / "bad.csv"), key=lambda r: float(r["psnr"]))["reference"]
+    (images / "bad" / worst_bad).unlink()
+    with pytest.warns(iqa.IQAWarning, match=r"1 image file\(s\) not found"):
+        index = iqa.report(copy, tmp_path / "report", gallery_size=2)
+    data = page_data(index)
+    i = data["table"]["keys"].index(worst_bad)
+    bad = next(tm for tm in data["table"]["methods"] if tm["name"] == "bad")
+    assert bad["out"][i] is None and data["table"]["ref"][i] is not None
+    tiles = next(g for g in data["galleries"]["worst"] if g["methods"] == ["bad"])["items"][0]["tiles"]
+    assert [t["thumb"] for t in tiles[1:]] == ["assets/missing.svg"] * 2 and tiles[1]["href"] is None
+    assert (tmp_path / "report" / "assets" / "missing.svg").is_file()
+    assert any("not found" in w for w in data["warnings"])
+
+
+def test_an_existing_folder_is_replaced_only_with_overwrite(outdir, tmp_path):
+    out = tmp_path / "report"
+    iqa.report(outdir, out, gallery_size=0)
+    (out / "index.html").write_text((out / "index.html").read_text() + "<!-- old -->")
+    with pytest.raises(iqa.IQAError, match="already exists; pass overwrite=True"):
+        iqa.report(outdir, out, gallery_size=0)
+    assert "<!-- old -->" in (out / "index.html").read_text()
+    iqa.report(outdir, out, gallery_size=0, overwrite=True)
+    assert "<!-- old -->" not in (out / "index.html").read_text()
+    # A folder that is not a report is never replaced, even with overwrite.
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    with pytest.raises(iqa.IQAError, match="not a report"):
+        iqa.report(outdir, other, overwrite=True)
+    assert (other / "notes.txt").read_text() == "keep" and sorted(os.listdir(other)) == ["notes.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_one_score_file(outdir, tmp_path):
+    index = iqa.report(outdir / "scores" / "bad.csv", tmp_path / "single", gallery_size=2)
+    data = page_data(index)
+    rows = read_csv(outdir / "scores" / "bad.csv")
+    assert data["kind"] == "score" and data["baseline"] is None and data["galleries"]["differ"] == []
+    psnr = np.array([float(r["psnr"]) for r in rows])
+    s = data["summary"]["bad.csv"]["psnr"]
+    assert s["mean"] == pytest.approx(psnr.mean(), rel=1e-14) and s["median"] == pytest.approx(np.median(psnr), rel=1e-14)
+    assert s["std"] == pytest.approx(psnr.std(ddof=1), rel=1e-12) and s["n"] == len(rows)
+
+
+def test_gallery_choice_follows_the_direction():
+    rows = {k: {"reference": k, "distorted": k, "lpips": v, "error": ""}
+            for k, v in [("a", 0.1), ("b", 0.5), ("c", None), ("d", 0.3)]}
+    m = Method("m", Path("m.csv"), None, None, rows)
+    assert [k for k, _ in worst(m, Metric("lpips", "lpips", False), 2)] == ["b", "d"]  # lower is better
+    assert [k for k, _ in worst(m, Metric("lpips", "lpips", True), 2)] == ["a", "d"]
+    assert worst(m, Metric("lpips", "lpips", None), 2) == []
+    inf = math.inf
+    a = Method("a", Path("a.csv"), None, None, {k: {"psnr": v} for k, v in [("x", inf), ("y", 30.0), ("z", 20.0)]})
+    b = Method("b", Path("b.csv"), None, None, {k: {"psnr": v} for k, v in [("x", inf), ("y", inf), ("z", 25.0)]})
+    res = Results("compare", Path("."), [Metric("psnr", "psnr", True)], [a, b], "a", ["x", "y", "z"], {}, {}, None,
+                  None, {}, None, None, None)
+    # inf - inf is a tie (left out); a finite value against inf differs most.
+    assert [(k, d) for k, _, _, d in differing(res, res.metrics[0], "a", "b", 5)] == [("y", inf), ("z", 5.0)]
+
+
+def test_cli_report_and_its_errors(outdir, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "r"
+    res = runner.invoke(main, ["report", str(outdir), "-o", str(out), "--gallery-size", "1"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == str(out / "index.html")
+    res = runner.invoke(main, ["report", str(outdir), "-o", str(out)])
+    assert res.exit_code == 1 and res.stderr.strip() == f"iqa: error: {out}: already exists; pass --overwrite to replace it"
+    res = runner.invoke(main, ["report", str(tmp_path), "-o", str(tmp_path / "x")])
+    assert res.exit_code == 1 and "without summary.json" in res.stderr
+
+
+def test_without_matplotlib_one_line(outdir, tmp_path):
+    code = "import sys; sys.modules['matplotlib'] = None; from iqa.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", code, "report", str(outdir), "-o", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        'iqa: error: the report draws its plots with matplotlib, which is not installed: pip install "iqa[report]"']
+    assert not (tmp_path / "r").exists()
