@@ -37,3 +37,22 @@ def squeeze_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "squeezenet_random.pth"
     torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def comparison(tmp_path_factory) -> Path:
+    """A comparison folder laid out as ``iqa compare`` writes it: 60 small images (five with
+    names that HTML and URLs take for syntax), three methods, PSNR and SSIM."""
+    from report_outdir import HOSTILE_NAMES, make_images, write_outdir
+
+    root = tmp_path_factory.mktemp("comparison")
+    f = make_images(root / "images", 60, names=list(HOSTILE_NAMES))
+    return write_outdir(root / "out", f["reference"], {m: f[m] for m in ("good", "bad", "same")})
+
+
+@pytest.fixture(scope="session")
+def comparison_report(comparison, tmp_path_factory) -> Path:
+    """``index.html`` of the report of :func:`comparison` (galleries of 3)."""
+    import iqa
+
+    return iqa.report(comparison, tmp_path_factory.mktemp("report") / "report", gallery_size=3)

@@ -22,7 +22,7 @@ import iqa
 from iqa.cli import main
 from iqa.compare.report import render, script_json
 from iqa.compare.report_data import Method, Metric, Results, differing, worst
-from report_outdir import HOSTILE_NAMES, make_images, write_outdir
+from report_outdir import HOSTILE_NAMES
 
 pytest.importorskip("matplotlib", reason="iqa report needs matplotlib (the report extra)")
 
@@ -44,16 +44,26 @@ def as_float(v) -> float | None:
     return None if v is None else float(v)  # float() reads "inf" and "nan" as the page does
 
 
-@pytest.fixture(scope="module")
-def outdir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cmp")
-    f = make_images(root / "images", 12, names=list(HOSTILE_NAMES))
-    return write_outdir(root / "out", f["reference"], {"good": f["good"], "bad": f["bad"], "same": f["same"]})
+@pytest.fixture
+def outdir(comparison) -> Path:
+    return comparison
 
 
-@pytest.fixture(scope="module")
-def built(outdir, tmp_path_factory) -> Path:
-    return iqa.report(outdir, tmp_path_factory.mktemp("rep") / "report", gallery_size=3)
+@pytest.fixture
+def built(comparison_report) -> Path:
+    return comparison_report
+
+
+@pytest.fixture
+def single(comparison, tmp_path) -> Path:
+    """One method's score file with its images, copied (the tests may delete images)."""
+    shutil.copytree(comparison.parent / "images", tmp_path / "images")
+    scores = tmp_path / "bad.csv"
+    shutil.copy(comparison / "scores" / "bad.csv", scores)
+    doc = json.loads((comparison / "scores" / "bad.csv.meta.json").read_text())
+    doc.update(reference_root=str(tmp_path / "images" / "reference"), distorted_root=str(tmp_path / "images" / "bad"))
+    (tmp_path / "bad.csv.meta.json").write_text(json.dumps(doc))
+    return scores
 
 
 def test_embedded_values_equal_the_score_csvs(outdir, built):
@@ -148,32 +158,24 @@ def test_ssim_map_is_the_scored_ssim(outdir, built):
         assert im.size == (m.shape[1], m.shape[0])
 
 
-def test_missing_images_become_placeholders_and_a_warning(outdir, tmp_path):
-    copy = tmp_path / "out"
-    shutil.copytree(outdir, copy)
-    images = tmp_path / "images"
-    shutil.copytree(outdir.parent / "images", images)
-    # Point the copy's score files at the copied images, then delete one output.
-    for meta in (copy / "scores").glob("*.meta.json"):
-        doc = json.loads(meta.read_text())
-        for k in ("reference_root", "distorted_root"):
-            doc[k] = str(images / Path(doc[k]).name)
-        meta.write_text(json.dumps(doc))
-    worst_bad = min(read_csv(copy / "scores" / "bad.csv"), key=lambda r: float(r["psnr"]))["reference"]
-    (images / "bad" / worst_bad).unlink()
+def test_missing_images_become_placeholders_and_a_warning(single, tmp_path):
+    worst_bad = min(read_csv(single), key=lambda r: float(r["psnr"]))["reference"]
+    (tmp_path / "images" / "bad" / worst_bad).unlink()
     with pytest.warns(iqa.IQAWarning, match=r"1 image file\(s\) not found"):
-        index = iqa.report(copy, tmp_path / "report", gallery_size=2)
+        index = iqa.report(single, tmp_path / "report", gallery_size=2)
     data = page_data(index)
     i = data["table"]["keys"].index(worst_bad)
-    bad = next(tm for tm in data["table"]["methods"] if tm["name"] == "bad")
+    (bad,) = data["table"]["methods"]
     assert bad["out"][i] is None and data["table"]["ref"][i] is not None
-    tiles = next(g for g in data["galleries"]["worst"] if g["methods"] == ["bad"])["items"][0]["tiles"]
-    assert [t["thumb"] for t in tiles[1:]] == ["assets/missing.svg"] * 2 and tiles[1]["href"] is None
+    tiles = next(g for g in data["galleries"]["worst"] if g["metric"] == "psnr")["items"][0]["tiles"]
+    assert [t["thumb"] for t in tiles] == ["thumbs/img-0.jpg", "assets/missing.svg", "assets/missing.svg"]
+    assert tiles[1]["href"] is None and tiles[2]["href"] is None
     assert (tmp_path / "report" / "assets" / "missing.svg").is_file()
     assert any("not found" in w for w in data["warnings"])
 
 
-def test_an_existing_folder_is_replaced_only_with_overwrite(outdir, tmp_path):
+def test_an_existing_folder_is_replaced_only_with_overwrite(single, tmp_path):
+    outdir = single
     out = tmp_path / "report"
     iqa.report(outdir, out, gallery_size=0)
     (out / "index.html").write_text((out / "index.html").read_text() + "<!-- old -->")
@@ -192,10 +194,10 @@ def test_an_existing_folder_is_replaced_only_with_overwrite(outdir, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
-def test_one_score_file(outdir, tmp_path):
-    index = iqa.report(outdir / "scores" / "bad.csv", tmp_path / "single", gallery_size=2)
+def test_one_score_file(single, tmp_path):
+    index = iqa.report(single, tmp_path / "single", gallery_size=2)
     data = page_data(index)
-    rows = read_csv(outdir / "scores" / "bad.csv")
+    rows = read_csv(single)
     assert data["kind"] == "score" and data["baseline"] is None and data["galleries"]["differ"] == []
     psnr = np.array([float(r["psnr"]) for r in rows])
     s = data["summary"]["bad.csv"]["psnr"]
@@ -219,15 +221,15 @@ def test_gallery_choice_follows_the_direction():
     assert [(k, d) for k, _, _, d in differing(res, res.metrics[0], "a", "b", 5)] == [("y", inf), ("z", 5.0)]
 
 
-def test_cli_report_and_its_errors(outdir, tmp_path):
+def test_cli_report_and_its_errors(single, tmp_path):
     runner = CliRunner()
     out = tmp_path / "r"
-    res = runner.invoke(main, ["report", str(outdir), "-o", str(out), "--gallery-size", "1"])
+    res = runner.invoke(main, ["report", str(single), "-o", str(out), "--gallery-size", "1"])
     assert res.exit_code == 0, res.output
     assert res.stdout.strip() == str(out / "index.html")
-    res = runner.invoke(main, ["report", str(outdir), "-o", str(out)])
+    res = runner.invoke(main, ["report", str(single), "-o", str(out)])
     assert res.exit_code == 1 and res.stderr.strip() == f"iqa: error: {out}: already exists; pass --overwrite to replace it"
-    res = runner.invoke(main, ["report", str(tmp_path), "-o", str(tmp_path / "x")])
+    res = runner.invoke(main, ["report", str(tmp_path / "images"), "-o", str(tmp_path / "x")])
     assert res.exit_code == 1 and "without summary.json" in res.stderr
 
 
