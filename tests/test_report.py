@@ -241,3 +241,29 @@ def test_without_matplotlib_one_line(outdir, tmp_path):
     assert proc.stderr.strip().splitlines() == [
         'iqa: error: the report draws its plots with matplotlib, which is not installed: pip install "iqa[report]"']
     assert not (tmp_path / "r").exists()
+
+
+def test_lpips_maps_with_local_weights_only(squeeze_weights, tmp_path):
+    """LPIPS maps are drawn with the backbone file that scored LPIPS (never a download);
+    when that file is gone, the page says so instead."""
+    from report_outdir import make_images, write_outdir
+
+    f = make_images(tmp_path / "images", 4)
+    out = write_outdir(tmp_path / "out", f["reference"], {"good": f["good"], "bad": f["bad"]}, metrics=("lpips",),
+                       lpips_net="squeeze", weights=str(squeeze_weights))
+    data = page_data(iqa.report(out, tmp_path / "r1", gallery_size=1))
+    tiles = data["galleries"]["worst"][0]["items"][0]["tiles"]
+    assert [t["label"] for t in tiles] == ["reference", "good", "ssim map · good", "lpips map · good"]
+    assert all(t["thumb"] != "assets/missing.svg" for t in tiles) and data["lpips_note"] == ""
+    backbone = data["provenance"]["settings"]["lpips"]["backbone"]
+    assert any(w["sha256"] == backbone["sha256"] for w in data["provenance"]["weights"])
+
+    moved = tmp_path / "elsewhere.pth"
+    shutil.move(squeeze_weights, moved)
+    try:
+        data = page_data(iqa.report(out, tmp_path / "r2", gallery_size=1))
+    finally:
+        shutil.move(moved, squeeze_weights)
+    tiles = data["galleries"]["worst"][0]["items"][0]["tiles"]
+    assert [t["label"] for t in tiles] == ["reference", "good", "ssim map · good"]
+    assert data["lpips_note"].startswith("LPIPS maps are not drawn: the backbone file used for scoring")
