@@ -22,6 +22,7 @@ EXIT_FAILURE = 1
 #: Commands that are not one pair metric: name → (module, attribute).
 _COMMANDS = {
     "score": ("score_cmd", "score_cmd"),
+    "compare": ("compare_cmd", "compare_cmd"),
     "fid": ("sets_cmd", "fid_cmd"),
     "kid": ("sets_cmd", "kid_cmd"),
     "stats": ("sets_cmd", "stats_cmd"),

@@ -25,6 +25,7 @@ from .options import (
     alias,
     cli_namer,
     default_workers,
+    field_option,
     field_values,
     parse_weights,
     runtime_options,
@@ -37,10 +38,11 @@ _LIST_LIMIT = 50  # unmatched names printed per side before "... and N more"
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _names(label: str, names: list[str]) -> None:
+def print_names(label: str, names: list[str], prog: str = "iqa score") -> None:
+    """A list of file names on stderr, cut after a few dozen."""
     if not names:
         return
-    click.echo(f"iqa score: {len(names)} {label}:", err=True)
+    click.echo(f"{prog}: {len(names)} {label}:", err=True)
     for n in names[:_LIST_LIMIT]:
         click.echo(f"  {n}", err=True)
     if len(names) > _LIST_LIMIT:
@@ -81,23 +83,18 @@ def _split_metrics(ctx: click.Context, param: click.Parameter, value: tuple[str,
         raise click.BadParameter(str(exc), ctx, param) from None
 
 
-def _params() -> list[click.Parameter]:
+def scoring_params() -> list[click.Parameter]:
+    """The options that say what is scored and how: ``-m`` first, then matching, resuming,
+    the image layer's and the conventions' options, every pair metric's options (prefixed),
+    the runtime, workers, threads and the progress bar. ``iqa score`` and ``iqa compare``
+    share them (and :func:`scoring_setup` reads them)."""
     metrics = registry.pair_metrics()
     params: list[click.Parameter] = [
-        click.Argument(["reference"], type=click.Path(exists=True, file_okay=False)),
-        click.Argument(["distorted"], type=click.Path(exists=True, file_okay=False)),
         click.Option(
             ["-m", "--metrics", "metrics"], multiple=True, callback=_split_metrics, metavar="NAME[,NAME]",
             help=f"Metric to compute; repeat or separate with commas ({', '.join(s.name for s in metrics)}). "
             f"Default: {', '.join(registry.get(m).name for m in DEFAULT_METRICS)} (no downloaded weights needed).",
         ),
-        click.Option(["-o", "--output"], type=click.Path(dir_okay=False), default=None,
-                     help="Result file (default: stdout)."),
-        click.Option(["--format", "fmt"], type=click.Choice(["csv", "json", "jsonl"]), default=None,
-                     help="Output format (default: from the output's extension, else csv)."),
-        click.Option(["--pairs", "pairs_file"], type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="CSV with columns reference,distorted (paths relative to REFERENCE and DISTORTED) "
-                     "instead of matching the folders."),
         click.Option(["--match-stem"], is_flag=True, help="Pair files by path without extension (a.png with a.jpg)."),
         click.Option(["--resume"], is_flag=True,
                      help="Continue an interrupted run: keep complete rows, retry failed ones."),
@@ -111,8 +108,6 @@ def _params() -> list[click.Parameter]:
         opt.help = f"{opt.help} Applies to {taking}; the others see the whole image."
     for spec in metrics:
         for f in spec.options_class().cli_fields():
-            from .options import field_option
-
             params.append(field_option(f, prefix=spec.key))
     runtime_options(params, batch_size=32, pairs=True)
     alias(params, "--lpips-weights", "alias_lpips_weights", multiple=True)
@@ -121,16 +116,35 @@ def _params() -> list[click.Parameter]:
     params += [
         click.Option(["--threads"], type=click.IntRange(min=1), default=None,
                      help="Threads of OpenCV's, BLAS's and torch's own pools (default: cores / workers)."),
+        click.Option(["--progress/--no-progress"], default=None,
+                     help="Progress bar on stderr (default: when stderr is a terminal)."),
+    ]
+    return params
+
+
+def _params() -> list[click.Parameter]:
+    metrics = registry.pair_metrics()
+    shared = scoring_params()
+    return [
+        click.Argument(["reference"], type=click.Path(exists=True, file_okay=False)),
+        click.Argument(["distorted"], type=click.Path(exists=True, file_okay=False)),
+        shared[0],
+        click.Option(["-o", "--output"], type=click.Path(dir_okay=False), default=None,
+                     help="Result file (default: stdout)."),
+        click.Option(["--format", "fmt"], type=click.Choice(["csv", "json", "jsonl"]), default=None,
+                     help="Output format (default: from the output's extension, else csv)."),
+        click.Option(["--pairs", "pairs_file"], type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="CSV with columns reference,distorted (paths relative to REFERENCE and DISTORTED) "
+                     "instead of matching the folders."),
+        *shared[1:-1],
         click.Option(["--maps", "maps_dir"], type=click.Path(file_okay=False), default=None,
                      help=f"Write per-pair heat-maps ({', '.join(s.name for s in metrics if s.map_view)}) here."),
         click.Option(["--summary", "summary_file"], type=click.Path(dir_okay=False), default=None,
                      help="Also write the summary as JSON."),
         click.Option(["--psnr-mean"], type=click.Choice(["finite", "pooled"]), default="finite", show_default=True,
                      help="finite: mean of per-pair PSNR, identical pairs counted apart; pooled: PSNR of the mean MSE."),
-        click.Option(["--progress/--no-progress"], default=None,
-                     help="Progress bar on stderr (default: when stderr is a terminal)."),
+        shared[-1],
     ]
-    return params
 
 
 def _settings(kw: dict[str, Any], namer: Any) -> Any:
@@ -158,35 +172,43 @@ def _settings(kw: dict[str, Any], namer: Any) -> Any:
         raise click.UsageError(exc.render(namer)) from None
 
 
-def _score(**kw: Any) -> None:
-    """Score every distorted image against its reference, one row per pair."""
+def scoring_setup(kw: dict[str, Any]) -> tuple[int, Any, Any]:
+    """Read :func:`scoring_params`: ``(workers, namer, ScoreSettings)``, with the thread pools
+    capped (before NumPy loads) and the error namer installed for the command."""
     for dest in ("alias_lpips_weights", "alias_backbone_weights"):
         take_alias(kw, dest, "--" + dest[len("alias_"):].replace("_", "-"), "--weights", "weights")
     workers = default_workers() if kw["workers"] is None else kw["workers"]
     cores = max(1, os.cpu_count() or 1)
     threads = kw["threads"] or max(1, cores // max(workers, 1))
     _cap_blas_threads(threads)
-
-    from iqa import scoring
-    from iqa.distributed import init
-    from iqa.errors import IQAError
-
-    prefixed = [s.key for s in registry.pair_metrics()]
-    namer = cli_namer(prefixed)
+    namer = cli_namer([s.key for s in registry.pair_metrics()])
     click.get_current_context().ensure_object(dict)["namer"] = namer
+    if kw["resume"] and kw["overwrite"]:
+        raise click.UsageError("--resume and --overwrite exclude each other")
+    settings = _settings(kw, namer)
+    _limit_threads(threads, any(s.networks for s in settings.specs))
+    return workers, namer, settings
+
+
+def _score(**kw: Any) -> None:
+    """Score every distorted image against its reference, one row per pair."""
     output, fmt = kw["output"], kw["fmt"]
     if kw["resume"] and kw["overwrite"]:
         raise click.UsageError("--resume and --overwrite exclude each other")
     if (kw["resume"] or kw["overwrite"]) and output is None:
         raise click.UsageError("--resume and --overwrite need an output file (-o)")
+    workers, namer, settings = scoring_setup(kw)
+
+    from iqa import scoring
+    from iqa.distributed import init
+    from iqa.errors import IQAError
+
     if fmt is None:
         suffix = Path(output).suffix.lower() if output else ""
         fmt = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "csv")
-    settings = _settings(kw, namer)
     if kw["maps_dir"] is not None and not any(s.map_view for s in settings.specs):
         have = [s.name for s in registry.pair_metrics() if s.map_view]
         raise click.UsageError(f"--maps draws the maps of {', '.join(have)}: add one of them with -m")
-    _limit_threads(threads, any(s.networks for s in settings.specs))
 
     ctx = init()
     say = ctx.is_main
@@ -197,9 +219,9 @@ def _score(**kw: Any) -> None:
         pairing = scoring.pair_folders(reference, distorted, match_stem=kw["match_stem"])
         jobs = pairing.pairs
         if say:
-            _names("reference file(s) without a distorted partner", pairing.unmatched_reference)
-            _names("distorted file(s) without a reference partner", pairing.unmatched_distorted)
-            _names("ambiguous name(s) not scored", pairing.ambiguous)
+            print_names("reference file(s) without a distorted partner", pairing.unmatched_reference)
+            print_names("distorted file(s) without a reference partner", pairing.unmatched_distorted)
+            print_names("ambiguous name(s) not scored", pairing.ambiguous)
             ignored = len(pairing.ignored_reference) + len(pairing.ignored_distorted)
             if ignored:
                 click.echo(f"iqa score: ignored {ignored} file(s) without an image extension", err=True)

@@ -18,6 +18,7 @@ __version__ = "0.2.0"
 
 # Public name -> module that defines it. Modules are imported on first attribute access.
 _EXPORTS = {
+    "Comparison": "iqa.compare.run",
     "Conventions": "iqa.options",
     "DISTSOptions": "iqa.metrics.dists",
     "FIDOptions": "iqa.set_metrics",
@@ -45,6 +46,7 @@ _EXPORTS = {
     "ShapeError": "iqa.errors",
     "VIFpOptions": "iqa.metrics.vifp",
     "WeightsError": "iqa.errors",
+    "compare": "iqa.compare.run",
     "compute_statistics": "iqa.set_metrics",
     "dists": "iqa.metrics.dists",
     "fid": "iqa.set_metrics",

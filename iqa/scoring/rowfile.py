@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 from iqa.errors import IQAError
 
 __all__ = ["FORMATS", "RowWriter", "check_writable", "columns_for", "meta_path", "part_path", "read_rows",
-           "write_atomic", "write_error", "write_json_atomic"]
+           "write_atomic", "write_error", "write_json_atomic", "write_text_atomic"]
 
 #: Output formats.
 FORMATS = ("csv", "json", "jsonl")
@@ -196,9 +196,14 @@ def write_atomic(
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write UTF-8 text next to ``path`` and rename it over ``path``."""
     tmp = _tmp_path(path)
     try:
-        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
