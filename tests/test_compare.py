@@ -363,3 +363,27 @@ def test_public_name_and_callable_package(three_methods):
     files, _ = three_methods
     c = iqa.compare(None, files, n_resamples=N_RESAMPLES)
     assert isinstance(c, iqa.Comparison) and c.methods == ["base", "good", "same"]
+
+
+#: Which way is better for each pair metric, from the papers (not read from the registry).
+BETTER = {"psnr": "higher", "ssim": "higher", "ms_ssim": "higher", "lpips": "lower", "dists": "lower",
+          "vifp": "higher", "gmsd": "lower", "ms_gmsd": "lower", "fsim": "higher", "fsimc": "higher",
+          "haarpsi": "higher"}
+
+
+def test_every_pair_metric_compares_in_its_direction(tmp_path, rng):
+    """Every pair metric of the registry goes through compare() with no code of its own; a
+    method whose values are all larger wins on the higher-is-better metrics only."""
+    keys = [s.key for s in iqa.registry.pair_metrics()]
+    assert set(keys) == set(BETTER), "a new pair metric: say here which way is better"
+    refs = [f"{i:02d}.png" for i in range(30)]
+    low = {k: list(rng.uniform(0.2, 0.4, 30)) for k in keys}
+    high = {k: [v + 0.1 for v in low[k]] for k in keys}
+    c = compare(None, {"low": write_scores(tmp_path / "low.csv", refs, low),
+                       "high": write_scores(tmp_path / "high.csv", refs, high)}, n_resamples=N_RESAMPLES)
+    assert c.metrics == keys
+    for k in keys:
+        p = c.paired["high"][k]
+        assert p["diff"] == pytest.approx(0.1) and p["significant"]
+        assert p["win_rate"] == (1.0 if BETTER[k] == "higher" else 0.0), k
+        assert next(m for m in c.metadata["metrics"] if m["column"] == k)["direction"] == BETTER[k]

@@ -95,6 +95,15 @@ def test_three_methods_json_summary_and_score_files(methods, tmp_path):
     assert table[("exact", "psnr")]["mean"] == "" and table[("exact", "psnr")]["n_inf"] == str(N)
 
 
+def test_lower_is_better_metrics_through_the_engine(methods, tmp_path):
+    """GMSD (lower is better), scored here: the noisier method has the larger values and loses."""
+    r = run("compare", methods["ref"], f"mild={methods['mild']}", f"strong={methods['strong']}", "-o", tmp_path / "o",
+            "--format", "json", "-m", "gmsd", "--n-resamples", "2000", "--workers", "0")
+    assert r.exit_code == 0, r.output
+    strong = json.loads(r.stdout)["paired"]["strong"]
+    assert strong["gmsd"]["diff"] > 0 and strong["gmsd"]["win_rate"] == 0 and strong["gmsd"]["significant"]
+
+
 def test_text_table_resume_overwrite_and_baseline(methods, tmp_path):
     out = tmp_path / "out"
     args = ["compare", methods["ref"], f"mild={methods['mild']}", f"strong={methods['strong']}", "-o", out, *FAST]
