@@ -167,6 +167,14 @@ def test_score_files_and_pairs_lists(methods, tmp_path):
     assert "psnr" in only_files.stdout and "ssim" in only_files.stdout
 
 
+def test_a_reference_paired_twice_is_refused_before_scoring(methods, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("reference,distorted\nim00.png,im00.png\nim00.png,im01.png\n")
+    r = run("compare", methods["ref"], f"mild={methods['mild']}", "--pairs", pairs, "-o", tmp_path / "o", *FAST)
+    assert r.exit_code == 1 and "reference im00.png is paired twice (im00.png and im01.png)" in one_error_line(r)
+    assert not (tmp_path / "o" / "scores" / "mild.csv").exists()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["bad/name=DIR"], "expected NAME=DIR"),
     (["mild=MILD", "mild=MILD"], "given twice"),

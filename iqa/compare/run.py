@@ -594,6 +594,15 @@ def compare(
             hint = "" if match_stem or m.pairs else "; if the extensions differ, pass {match_stem}"
             raise IQAError(f"no pairs to score between {reference} and {m.given} (method {m.name}){hint}",
                            options={"match_stem": ("match_stem", True)})
+        seen: dict[str, str] = {}
+        for job in jobs[m.name]:
+            if job.reference in seen:
+                raise IQAError(
+                    f"{m.pairs}: reference {job.reference} is paired twice ({seen[job.reference]} and "
+                    f"{job.distorted}) for method {m.name}; methods are compared image by image, so give one "
+                    "distorted image per reference"
+                )
+            seen[job.reference] = job.distorted
     for m in folders:
         target = Path(output) / "scores" / f"{m.name}.csv"
         on_row = progress(m.name, len(jobs[m.name])) if progress is not None else None
