@@ -8,8 +8,10 @@ scipy, the networks) happen inside commands, so that ``iqa --help`` starts insta
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from importlib import metadata
+from typing import Any
 
 import click
 
@@ -67,13 +69,38 @@ class IQAGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except IQAError as exc:
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors (exit 2) and exits: Click's own rendering
+        except BrokenPipeError:
+            # The reader of stdout went away (``iqa score ... | head``): nothing more to say
+            # to it; stop quietly without Python's "Exception ignored" message at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(EXIT_FAILURE)
+        except Exception as exc:
             obj = ctx.obj or {}
             if obj.get("debug"):
                 raise
-            message = " ".join(exc.render(obj.get("namer")).split())
-            click.echo(f"iqa: error: {message}", err=True)
+            click.echo(f"iqa: error: {_one_line(exc, obj.get('namer'))}", err=True)
             ctx.exit(EXIT_FAILURE)
+
+
+def _one_line(exc: Exception, namer: Any) -> str:
+    """An error as the one line a user sees: iqa's own message; an OS error with its file
+    and cause in words; anything else as unexpected, with the way to see more."""
+    if isinstance(exc, IQAError):
+        from .options import cli_namer
+
+        text = exc.render(namer or cli_namer())
+    elif isinstance(exc, OSError) and exc.errno is not None:
+        from iqa.outfile import describe
+
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        text = f"{where}{describe(exc)}"
+    else:
+        detail = " ".join(str(exc).split())
+        text = f"unexpected {type(exc).__name__}{': ' + detail if detail else ''}; run with --debug for details"
+    return " ".join(text.split())
 
 
 @click.group(cls=IQAGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -51,9 +51,10 @@ def make_pair_command(spec: Any) -> click.Command:
         alias(params, old, dest)
     if spec.map_view is not None:
         params.append(click.Option(
-            ["--map", "map_path"], type=click.Path(dir_okay=False), default=None,
-            help="Also write the per-pixel map as a heat-map PNG with a colour bar.",
+            ["--map", "map_path"], type=click.Path(), default=None,
+            help="Also write the per-pixel map as a heat-map PNG with a colour bar (a new file).",
         ))
+        params.append(click.Option(["--overwrite"], is_flag=True, help="Replace an existing --map file."))
     params.append(click.Option(
         ["--format", "fmt"], type=click.Choice(FORMATS), default="text", show_default=True,
         help="text: the number alone; json: the number with the settings that produced it.",
@@ -88,6 +89,12 @@ def run_pair(spec: Any, cls: Any, kw: dict[str, Any]) -> None:
         except OptionError as exc:
             raise click.UsageError(exc.render(namer)) from None
     map_path = kw.get("map_path")
+    if map_path:
+        from iqa.outfile import check_output
+
+        # Before any work: never an input, never a FIFO or a device, never an existing file
+        # unless asked.
+        check_output(map_path, overwrite=kw["overwrite"], what="map", inputs=(kw["reference"], kw["distorted"]))
     prepared = PreparedPair(prepare(kw["reference"], kw["distorted"], image), conventions)
     values, maps = prepared.score(spec, options, runtime, want_map=bool(map_path))
     if map_path:

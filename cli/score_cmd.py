@@ -8,11 +8,13 @@ command accepts is accepted here.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
@@ -36,6 +38,32 @@ from .progress import progress_bar
 
 _LIST_LIMIT = 50  # unmatched names printed per side before "... and N more"
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) during a run: handled as Ctrl-C is, so the sidecar says so."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While scoring, SIGTERM and SIGHUP end the run as Ctrl-C does (exit 128 + signal)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise _Terminated(signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def print_names(label: str, names: list[str], prog: str = "iqa score") -> None:
@@ -98,7 +126,8 @@ def scoring_params() -> list[click.Parameter]:
         click.Option(["--match-stem"], is_flag=True, help="Pair files by path without extension (a.png with a.jpg)."),
         click.Option(["--resume"], is_flag=True,
                      help="Continue an interrupted run: keep complete rows, retry failed ones."),
-        click.Option(["--overwrite"], is_flag=True, help="Replace an existing output file."),
+        click.Option(["--overwrite"], is_flag=True,
+                     help="Replace an existing output (and maps, summary) once the new one is complete."),
     ]
     add_options(params, ImageOptions)
     start = len(params)
@@ -129,14 +158,17 @@ def _params() -> list[click.Parameter]:
         click.Argument(["reference"], type=click.Path(exists=True, file_okay=False)),
         click.Argument(["distorted"], type=click.Path(exists=True, file_okay=False)),
         shared[0],
-        click.Option(["-o", "--output"], type=click.Path(dir_okay=False), default=None,
-                     help="Result file (default: stdout)."),
+        click.Option(["-o", "--output"], type=click.Path(), default=None,
+                     help="Result file; '-' or none: stdout, each row as it completes (no sidecar, no resume)."),
         click.Option(["--format", "fmt"], type=click.Choice(["csv", "json", "jsonl"]), default=None,
                      help="Output format (default: from the output's extension, else csv)."),
         click.Option(["--pairs", "pairs_file"], type=click.Path(exists=True, dir_okay=False), default=None,
                      help="CSV with columns reference,distorted (paths relative to REFERENCE and DISTORTED) "
                      "instead of matching the folders."),
         *shared[1:-1],
+        click.Option(["--drop-unlisted"], is_flag=True,
+                     help="With --resume: remove the earlier complete rows whose pair is not in this run "
+                     "(kept by default)."),
         click.Option(["--maps", "maps_dir"], type=click.Path(file_okay=False), default=None,
                      help=f"Write per-pair heat-maps ({', '.join(s.name for s in metrics if s.map_view)}) here."),
         click.Option(["--summary", "summary_file"], type=click.Path(dir_okay=False), default=None,
@@ -193,10 +225,15 @@ def scoring_setup(kw: dict[str, Any]) -> tuple[int, Any, Any]:
 def _score(**kw: Any) -> None:
     """Score every distorted image against its reference, one row per pair."""
     output, fmt = kw["output"], kw["fmt"]
+    if output == "-":
+        output = None  # standard output
     if kw["resume"] and kw["overwrite"]:
         raise click.UsageError("--resume and --overwrite exclude each other")
     if (kw["resume"] or kw["overwrite"]) and output is None:
-        raise click.UsageError("--resume and --overwrite need an output file (-o)")
+        raise click.UsageError("--resume and --overwrite need an output file (-o FILE); rows written to "
+                               "stdout cannot be resumed")
+    if kw["drop_unlisted"] and not kw["resume"]:
+        raise click.UsageError("--drop-unlisted applies to --resume")
     workers, namer, settings = scoring_setup(kw)
 
     from iqa import scoring
@@ -217,36 +254,41 @@ def _score(**kw: Any) -> None:
         jobs = scoring.read_pairs_file(kw["pairs_file"], reference, distorted)
     else:
         pairing = scoring.pair_folders(reference, distorted, match_stem=kw["match_stem"])
-        jobs = pairing.pairs
+        jobs = pairing.jobs  # a reference without a partner is an error row (exit code 1)
         if say:
-            print_names("reference file(s) without a distorted partner", pairing.unmatched_reference)
+            print_names("reference file(s) without a distorted partner (error rows)", pairing.unmatched_reference)
             print_names("distorted file(s) without a reference partner", pairing.unmatched_distorted)
             print_names("ambiguous name(s) not scored", pairing.ambiguous)
             ignored = len(pairing.ignored_reference) + len(pairing.ignored_distorted)
             if ignored:
                 click.echo(f"iqa score: ignored {ignored} file(s) without an image extension", err=True)
-    if not jobs:
+    if not any(not j.missing for j in jobs):
         raise IQAError(
             f"no pairs to score between {reference} and {distorted}"
             + ("" if kw["match_stem"] or kw["pairs_file"] else "; if the extensions differ, pass --match-stem")
         )
 
+    summary_file = kw["summary_file"]
+    if summary_file is not None and say:
+        from iqa.outfile import check_output
+
+        check_output(summary_file, overwrite=kw["overwrite"] or kw["resume"], what="summary",
+                     inputs=scoring.run.input_paths(jobs))
     bar = progress_bar(len(jobs), "pair", None, kw["progress"] and say if kw["progress"] is not None else None)
     try:
-        run = scoring.score_to_file(
-            jobs, output, settings, fmt=fmt, resume=kw["resume"], overwrite=kw["overwrite"], workers=workers,
-            maps_dir=kw["maps_dir"], roots=(reference, distorted), on_row=bar, stream=sys.stdout, ctx=ctx,
-            namer=namer,
-        )
-    except KeyboardInterrupt:
+        with terminate_as_interrupt():
+            run = scoring.score_to_file(
+                jobs, output, settings, fmt=fmt, resume=kw["resume"], overwrite=kw["overwrite"],
+                drop_unlisted=kw["drop_unlisted"], workers=workers, maps_dir=kw["maps_dir"],
+                roots=(reference, distorted), on_row=bar, stream=sys.stdout, ctx=ctx, namer=namer,
+            )
+    except KeyboardInterrupt as exc:
         bar.close()
         if output is not None:
-            click.echo(
-                f"iqa score: interrupted; the rows written so far are in {output}: run the same "
-                "command with --resume to finish",
-                err=True,
-            )
-        click.get_current_context().exit(130)
+            again = "--overwrite" if kw["overwrite"] else "--resume"
+            kept = "the earlier output is unchanged" if kw["overwrite"] else f"the rows written so far are in {output}"
+            click.echo(f"iqa score: interrupted; {kept}: run the same command with {again} to finish", err=True)
+        click.get_current_context().exit(128 + getattr(exc, "signum", signal.SIGINT))
     finally:
         bar.close()
 
@@ -254,13 +296,21 @@ def _score(**kw: Any) -> None:
         summary = run.stats.summary(kw["psnr_mean"])
         if run.resumed:
             click.echo(f"iqa score: resumed: {run.resumed} complete row(s) kept, {run.scored} pair(s) scored", err=True)
+        if run.unlisted:
+            click.echo(f"iqa score: kept {run.unlisted} complete row(s) of an earlier run whose pair is not in this "
+                       "run (its files are gone or not listed); --drop-unlisted removes them", err=True)
+        if run.dropped:
+            click.echo(f"iqa score: dropped {run.dropped} complete row(s) whose pair is not in this run "
+                       "(--drop-unlisted)", err=True)
+        if run.failed_dropped:
+            click.echo(f"iqa score: removed {run.failed_dropped} failed row(s) of an earlier run whose pair is "
+                       "not in this run", err=True)
         click.echo(scoring.format_summary(summary), err=True)
-        if kw["summary_file"] is not None:
+        if summary_file is not None:
+            from iqa.scoring.rowfile import write_json_atomic
+
             doc: dict[str, Any] = {**summary, "output": output, "settings": settings.provenance()}
-            try:
-                Path(kw["summary_file"]).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-            except OSError as exc:
-                raise IQAError(f"{kw['summary_file']}: cannot write the summary ({exc.strerror or exc})") from None
+            write_json_atomic(Path(summary_file), doc, "summary")
     if run.failed:
         if say:
             where = f"; see the error column of {output}" if output else ""
@@ -275,9 +325,10 @@ score_cmd = click.Command(
 Files are paired by path relative to REFERENCE and DISTORTED (recursively), or listed
 with --pairs. Columns: reference, distorted, one per metric (named as in Python: ms_ssim),
 error. A pair or metric that fails leaves its cells empty with the reason in `error`;
-the others are still scored. Rows are flushed as they complete (--resume continues an
-interrupted run); at the end the file is rewritten in sorted pair order and the settings
-go to OUTPUT.meta.json. Identical images' PSNR is `inf` in CSV and the string "inf" in
+the others are still scored; a reference without a distorted partner is an error row.
+Rows are flushed as they complete (--resume continues an interrupted run, keeping every
+complete row); at the end the file is rewritten in sorted pair order and the settings and
+status go to OUTPUT.meta.json. Without -o (or with -o -) rows stream to stdout. Identical images' PSNR is `inf` in CSV and the string "inf" in
 JSON/JSONL (float() reads both); an empty cell (null) always means failed. A summary goes
 to stderr. Exit code 1 if any pair or metric failed.
 

@@ -226,6 +226,11 @@ def _kid(**kw: Any) -> None:
 
 def _stats(**kw: Any) -> None:
     take_alias(kw, "alias_features", "--features", "--keep-features", "keep_features")
+    from iqa.outfile import check_output
+
+    # Before any image is read: an existing file is replaced only when asked (and never
+    # the source list), a FIFO or a device never.
+    check_output(kw["output"], overwrite=kw["overwrite"], what="statistics", inputs=(kw["source"],))
     _options, ext = _setup(FeatureOptions, kw, ())
     with _warnings_to_stderr():
         stats = _statistics(ext, kw["source"], kw, keep_features=kw["keep_features"])
@@ -257,8 +262,9 @@ kid_cmd = _command(
 )
 
 _stats_extra: list[click.Parameter] = [
-    click.Option(["-o", "--output"], type=click.Path(dir_okay=False), required=True,
-                 help="The .npz file to write (readable by pytorch-fid: keys mu and sigma)."),
+    click.Option(["-o", "--output"], type=click.Path(), required=True,
+                 help="The .npz file to write (readable by pytorch-fid: keys mu and sigma); a new file."),
+    click.Option(["--overwrite"], is_flag=True, help="Replace an existing output file (once the new one is complete)."),
     click.Option(["--keep-features"], is_flag=True,
                  help="Also store the features (key feats, as clean-fid) so that KID can use the file."),
 ]

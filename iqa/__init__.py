@@ -30,6 +30,7 @@ _EXPORTS = {
     "IQAError": "iqa.errors",
     "IQAWarning": "iqa.errors",
     "ImageLoadError": "iqa.errors",
+    "OutputError": "iqa.errors",
     "ImageOptions": "iqa.options",
     "KIDOptions": "iqa.set_metrics",
     "LPIPS": "iqa.metrics.lpips_net",

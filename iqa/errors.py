@@ -21,6 +21,7 @@ __all__ = [
     "IQAWarning",
     "ImageLoadError",
     "OptionError",
+    "OutputError",
     "RangeError",
     "RenamedOptionWarning",
     "ShapeError",
@@ -101,6 +102,11 @@ class RangeError(IQAError, ValueError):
 
 class ImageLoadError(IQAError, OSError):
     """A file that cannot be read as an image (missing, empty, truncated, unsupported)."""
+
+
+class OutputError(IQAError, OSError):
+    """An output file that cannot or may not be written (exists, not a regular file, an
+    input of the run, a full or read-only disk); the message names the file and the cause."""
 
 
 class WeightsError(IQAError, RuntimeError):

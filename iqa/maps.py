@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from iqa.errors import IQAError, ShapeError
+from iqa.errors import ShapeError
+from iqa.outfile import atomic_open
 
 __all__ = ["colorize", "render_heatmap"]
 
@@ -97,7 +98,7 @@ def render_heatmap(
 
     Raises:
         ShapeError: ``values`` is not 2-D or is empty.
-        IQAError: the file cannot be written.
+        OutputError: the file cannot be written (it is left as it was).
     """
     from PIL import Image, ImageDraw, ImageFont
 
@@ -148,8 +149,7 @@ def render_heatmap(
         draw.text((bx + _BAR_WIDTH + 6, y - line_h // 2), label, fill=(0, 0, 0), font=font)
 
     out = Path(path)
-    try:
-        canvas.save(out, format="PNG")
-    except OSError as exc:
-        raise IQAError(f"{out}: cannot write the map ({exc.strerror or exc})") from None
+    # Written beside ``out`` and renamed over it when complete: a failure leaves no half map.
+    with atomic_open(out, "wb", what="map") as fh:
+        canvas.save(fh, format="PNG")
     return out

@@ -169,15 +169,19 @@ def test_csv_on_stdout_summary_and_unmatched_on_stderr(folders):
     lines = result.stdout.splitlines()
     assert lines[0] == "reference,distorted,psnr,ssim,error"
     rows = list(csv.DictReader(lines))
-    assert len(rows) == 11
+    assert len(rows) == 12
+    # A reference without a partner is an error row (a pipeline sees it and the exit code).
+    lonely = next(r for r in rows if r["reference"] == "lonely_ref.png")
+    assert lonely["distorted"] == "" and lonely["error"].startswith("no distorted partner: ")
+    rows.remove(lonely)
     for r in rows[1:]:
         a, b = ref / r["reference"], dist / r["distorted"]
         assert r["psnr"] == repr(iqa.psnr(a, b)) and r["ssim"] == repr(iqa.ssim(a, b))
     assert rows[0]["reference"] == "bad.png" and "empty file" in rows[0]["error"]
     err = result.stderr
-    assert "1 reference file(s) without a distorted partner:\n  lonely_ref.png" in err
+    assert "1 reference file(s) without a distorted partner (error rows):\n  lonely_ref.png" in err
     assert "1 distorted file(s) without a reference partner:\n  lonely_dist.png" in err
-    assert "psnr" in err and "11 pair(s), 1 with errors" in err
+    assert "psnr" in err and "12 pair(s), 2 with errors" in err
     assert "[" not in err  # no progress bar when stderr is not a terminal
 
 
@@ -203,12 +207,12 @@ def test_output_sidecar_summary_and_pooled(folders, tmp_path):
     doc = json.loads(summary.read_text())
     psnrs = np.array([float(r["psnr"]) for r in rows if r["psnr"]])
     p = doc["metrics"]["psnr"]
-    assert p["n"] == 10 and p["failed"] == 1 and p["identical"] == 0
+    assert p["n"] == 10 and p["failed"] == 2 and p["identical"] == 0  # bad.png, lonely_ref.png
     assert p["mean"] == pytest.approx(-10 * np.log10(np.mean(10 ** (-psnrs / 10))), rel=1e-12)
     assert p["std"] == pytest.approx(psnrs.std(ddof=1), rel=1e-12)
     assert doc["settings"]["metrics"] == ["psnr"]
     meta = json.loads((tmp_path / "s.csv.meta.json").read_text())
-    assert meta["reference_root"] == str(ref) and meta["status"] == "complete"
+    assert meta["reference_root"] == str(ref) and meta["status"] == "done"
     again = run("score", ref, dist, "-m", "psnr", "-o", out)
     assert again.exit_code == 1 and "already exists; pass --resume" in again.stderr
 
@@ -270,7 +274,7 @@ def test_resume_after_sigkill(many_pairs, tmp_path, fmt, kill_after):
         assert f"resumed: {kept} complete row(s) kept, {MANY + 1 - kept} pair(s) scored" in proc.stderr
     else:  # killed after bad.png's row only (kill_after=1): nothing to keep, nothing said
         assert "resumed:" not in proc.stderr
-    assert json.loads(meta_path(out).read_text())["status"] == "complete"
+    assert json.loads(meta_path(out).read_text())["status"] == "done"
     # A clean run, in threads this time: the file depends on neither the kill nor the workers.
     clean = tmp_path / f"clean.{fmt}"
     proc = subprocess.run([iqa_exe(), *args[:-1], str(clean), "--workers", "2"], capture_output=True, text=True,
@@ -296,9 +300,9 @@ def test_progress_bar_goes_to_stderr_only(folders):
     quiet = run("score", ref, dist, "-m", "psnr")
     loud = run("score", ref, dist, "-m", "psnr", "--progress", "--workers", "2", "--threads", "1")
     assert loud.stdout == quiet.stdout  # data only on stdout
-    assert "11/11" not in quiet.stderr  # no bar unless asked (stderr is not a terminal)
+    assert "12/12" not in quiet.stderr  # no bar unless asked (stderr is not a terminal)
     last = loud.stderr.split("\r")[-1].splitlines()[0]  # the bar's final state (tqdm)
-    assert last.startswith("100%|") and "| 11/11 [" in last and "pair/s]" in last
+    assert last.startswith("100%|") and "| 12/12 [" in last and "pair/s]" in last
 
 
 def test_help_does_not_import_torch():
@@ -400,7 +404,7 @@ def test_unwritable_output_is_a_one_line_error(folders):
     ref, dist = folders
     result = run("score", ref, dist, "-o", "/proc/x.csv")
     assert result.exit_code == 1 and result.stdout == ""
-    assert one_error_line(result).startswith("iqa: error: /proc/x.csv: cannot create files in /proc (")
+    assert one_error_line(result).startswith("iqa: error: /proc/x.csv: cannot create files in /proc: ")
     assert "pair(s)" not in result.stderr  # stopped before scoring: no summary
 
 

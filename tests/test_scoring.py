@@ -240,7 +240,7 @@ def test_formats_agree_and_json_is_strict(tmp_path, rng):
         assert float(r_csv["ssim"]) == r_json["ssim"] == iqa.ssim(a, b, color="y", crop_border=2)
     meta = strict_json(scoring.meta_path(outs["csv"]).read_text())
     assert meta["settings"]["iqa_version"] == iqa.__version__
-    assert meta["status"] == "complete" and meta["rows"] == 3
+    assert meta["status"] == "done" and meta["rows"] == 3
     assert meta["columns"] == ["reference", "distorted", "psnr", "ssim", "error"]
 
 
@@ -481,11 +481,14 @@ def test_ssim_maps(tmp_path, rng):
     (dist / "b.png").write_bytes(b"")
     maps = tmp_path / "maps"
     run_engine(ref, dist, tmp_path / "o.csv", maps_dir=maps, settings=ScoreSettings(metrics=("psnr", "ssim")))
-    assert sorted(p.relative_to(maps).as_posix() for p in maps.rglob("*.png")) == ["ssim/s/a.png"]
-    with Image.open(maps / "ssim" / "s" / "a.png") as im:
+    assert sorted(p.relative_to(maps).as_posix() for p in maps.rglob("*.png")) == ["ssim/s/a.png.png"]
+    with Image.open(maps / "ssim" / "s" / "a.png.png") as im:
         assert im.mode == "RGB" and im.width > 48
     writer = MapWriter(maps)
-    assert writer.path("ssim", "/abs/../x.jpg") == maps / "ssim" / "abs" / "x.jpg.png"
+    # Every map stays inside the folder, and no two names share one.
+    assert writer.path("ssim", "/abs/../x.jpg") == maps / "ssim" / "%2F" / "abs" / "%2E%2E" / "x.jpg.png"
+    names = ["a.jpg", "a.jpg.png", "a.png", "a%2Ejpg", "./a.jpg", "sub/a.jpg", "sub\\a.jpg", "../sub/a.jpg"]
+    assert len({writer.path("ssim", n) for n in names}) == len(names)
 
 
 
@@ -523,7 +526,7 @@ def test_lpips_column_batched_equals_single_pair(tmp_path, rng, squeeze_weights)
     lp = doc["metadata"]["settings"]["lpips"]
     assert lp["net"] == "squeeze" and lp["backbone"]["source"] == "user"
     assert len(lp["backbone"]["sha256"]) == 64
-    assert sorted(p.name for p in (maps / "lpips").glob("*.png")) == [f"{n}.png" for n in "abcde"]
+    assert sorted(p.name for p in (maps / "lpips").glob("*.png")) == [f"{n}.png.png" for n in "abcde"]
 
 
 def test_a_weights_file_goes_to_the_backbone_of_the_chosen_net(squeeze_weights):
@@ -591,7 +594,7 @@ def test_unwritable_output_fails_before_any_pair_is_scored(messy):
     with pytest.raises(IQAError) as err:
         run_engine(ref, dist, Path("/proc/x.csv"), on_row=lambda *a: pytest.fail("a pair was scored"))
     msg = str(err.value)
-    assert msg.startswith("/proc/x.csv: cannot create files in /proc (") and "\n" not in msg
+    assert msg.startswith("/proc/x.csv: cannot create files in /proc: ") and "\n" not in msg
 
 
 def test_json_keeps_infinite_psnr_when_another_metric_fails(tmp_path, rng):

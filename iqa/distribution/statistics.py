@@ -205,6 +205,7 @@ class FIDStatistics:
 
         Raises:
             IQAError: features asked for but not kept; fewer than 2 images.
+            OutputError: the file cannot be written (an existing one is left as it was).
         """
         mu, sigma = self.compute()
         want = self.has_features if features is None else features
@@ -230,7 +231,11 @@ class FIDStatistics:
                 )
             arrays["feats"] = self.features
         p = Path(path)
-        with open(p, "wb") as fh:  # a file object: np.savez would append ".npz" to other names
+        from iqa.outfile import atomic_open
+
+        # A file object (np.savez would append ".npz" to other names), written beside ``p``
+        # and renamed over it when complete.
+        with atomic_open(p, "wb", what="statistics") as fh:
             np.savez(fh, **arrays)
         return p
 

@@ -123,8 +123,11 @@ class Scorer:
     def iter_scores(self, items: Iterable[Any], *, workers: int = 0) -> Iterator[PairScore]:
         """Score ``(reference, distorted)`` items (or :class:`PairJob`), one result each.
 
-        Errors are captured per item (``PairScore.error``), never raised, and every item
-        is added to the statistics. With ``workers > 0`` items are prepared and scored in
+        Errors are captured per item (``PairScore.error``): an item that cannot be read or
+        scored, or is not a ``(reference, distorted)`` pair at all, gets its error result and
+        the iteration goes on; every item is added to the statistics. Only an error that
+        would fail every item alike is raised: a network's weights that cannot be loaded
+        (:class:`~iqa.errors.WeightsError`). With ``workers > 0`` items are prepared and scored in
         that many threads (decoders and OpenCV release the GIL); results keep the input order.
         """
         for score in score_jobs(items, self.settings, workers=workers):
@@ -169,12 +172,16 @@ def score_folders(
     workers: int = 0,
     **settings: Any,
 ) -> Iterator[PairScore]:
-    """Score every matched pair of two folders (see :func:`pair_folders`), in sorted order.
+    """Score every reference of a folder against its distorted partner (see
+    :func:`pair_folders`), in sorted order.
 
-    Unmatched files are not scored; call :func:`pair_folders` to list them.
+    A reference without a partner (or whose name is ambiguous under ``match_stem``) is not
+    dropped: it yields a :class:`PairScore` with empty values, ``distorted == ""`` and the
+    reason in ``error``, as ``iqa score`` writes it. Distorted files without a reference are
+    not scored; :func:`pair_folders` lists them.
     """
     pairing = pair_folders(reference_dir, distorted_dir, match_stem=match_stem)
-    return iter_scores(pairing.pairs, metrics, workers=workers, **settings)
+    return iter_scores(pairing.jobs, metrics, workers=workers, **settings)
 
 
 # --------------------------------------------------------------------------------------
@@ -182,16 +189,35 @@ def score_folders(
 # --------------------------------------------------------------------------------------
 
 
-MapSink = Callable[[Any, str, Any, int, Any], None]  # (spec, distorted name, maps, index, options)
+MapSink = Callable[[Any, PairScore, Any, int, Any], None]  # (spec, the pair's score, maps, index, options)
 
 
 def _item_names(item: Any, index: int) -> tuple[Any, Any, str, str]:
     if isinstance(item, PairJob):
+        if item.missing:
+            raise IQAError(item.missing)
         return item.reference_path or item.reference, item.distorted_path or item.distorted, item.reference, item.distorted
+    if isinstance(item, (str, bytes, os.PathLike)) or not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise TypeError(f"expected a (reference, distorted) pair, got {_describe_item(item)}")
     ref, dist = item
     rn = os.fspath(ref) if isinstance(ref, (str, os.PathLike)) else f"item {index} reference"
     dn = os.fspath(dist) if isinstance(dist, (str, os.PathLike)) else f"item {index} distorted"
     return ref, dist, rn, dn
+
+
+def _describe_item(item: Any) -> str:
+    if isinstance(item, (str, bytes, os.PathLike)):
+        return f"the single path {os.fsdecode(item)!r}"
+    if isinstance(item, (tuple, list)):
+        return f"a {type(item).__name__} of {len(item)}"
+    return f"a {type(item).__name__}"
+
+
+def _item_labels(item: Any, index: int) -> tuple[str, str]:
+    """Names for the row of an item that is not a pair (or a pair job without a partner)."""
+    if isinstance(item, PairJob):
+        return item.reference, item.distorted
+    return f"item {index} reference", f"item {index} distorted"
 
 
 class _Engine:
@@ -214,7 +240,7 @@ class _Engine:
         if self.maps is None or maps is None:
             return
         try:
-            self.maps(spec, score.distorted, maps, index, self.s.options[spec.key])
+            self.maps(spec, score, maps, index, self.s.options[spec.key])
         except Exception as exc:
             errors.append(self._error(f"{spec.key} map", exc))
 
@@ -226,8 +252,13 @@ class _Engine:
         and tensors are scored here whole, where they keep their own shape and device.
         """
         index, item = entry
-        ref, dist, rn, dn = _item_names(item, index)
         values: dict[str, Any] = {m: None for m in self.s.metrics}
+        try:
+            ref, dist, rn, dn = _item_names(item, index)
+        except Exception as exc:  # not a pair: its own error row, the others go on
+            rn, dn = _item_labels(item, index)
+            return PairScore(rn, dn, values, one_line(exc, self.namer) if isinstance(exc, IQAError)
+                             else f"item {index}: {exc}"), None
         try:
             prepared = PreparedPair(prepare(ref, dist, self.s.image), self.s.conventions)
         except Exception as exc:  # one bad pair must never stop the others

@@ -18,12 +18,17 @@ __all__ = ["PairJob", "Pairing", "pair_folders", "read_pairs_file"]
 
 @dataclass(frozen=True, order=True)
 class PairJob:
-    """One pair to score: the names written in the row and the files to open."""
+    """One pair to score: the names written in the row and the files to open.
+
+    ``missing`` holds why a reference has no distorted partner (then ``distorted`` is
+    empty): scoring it gives a row with that error, so that a pipeline notices.
+    """
 
     reference: str
     distorted: str
     reference_path: str = field(compare=False, default="")
     distorted_path: str = field(compare=False, default="")
+    missing: str = field(compare=False, default="")
 
     @property
     def key(self) -> tuple[str, str]:
@@ -36,10 +41,12 @@ class Pairing:
 
     Attributes:
         pairs: matched pairs, sorted by (reference, distorted).
+        unpaired: one job per reference image without a partner (unmatched, or ambiguous
+            under ``match_stem``), with ``distorted == ""`` and the reason in ``missing``.
         unmatched_reference, unmatched_distorted: image files (relative paths) with no
             partner on the other side.
         ambiguous: messages for names that match several files (``match_stem`` with
-            ``a.png`` and ``a.jpg`` side by side); those files are not scored.
+            ``a.png`` and ``a.jpg`` side by side); those files are not paired.
         ignored_reference, ignored_distorted: files without an image extension.
     """
 
@@ -49,6 +56,12 @@ class Pairing:
     ambiguous: list[str] = field(default_factory=list)
     ignored_reference: list[str] = field(default_factory=list)
     ignored_distorted: list[str] = field(default_factory=list)
+    unpaired: list[PairJob] = field(default_factory=list)
+
+    @property
+    def jobs(self) -> list[PairJob]:
+        """What ``iqa score`` scores: the pairs and, as error rows, the unpaired references."""
+        return sorted([*self.pairs, *self.unpaired])
 
 
 def _non_images(root: Path) -> list[str]:
@@ -72,7 +85,8 @@ def pair_folders(
             with ``a/b.jpg``. A stem with several files on one side is ambiguous and skipped.
 
     Returns:
-        A :class:`Pairing`.
+        A :class:`Pairing`; its ``jobs`` are the pairs plus one job per reference without a
+        partner, which scores as an error row.
 
     Raises:
         ImageLoadError: a folder does not exist or contains a symbolic link loop.
@@ -86,6 +100,7 @@ def pair_folders(
     refs = {p.relative_to(ref_root).as_posix(): p for p in iter_image_files(ref_root)}
     dists = {p.relative_to(dist_root).as_posix(): p for p in iter_image_files(dist_root)}
     ambiguous: list[str] = []
+    clashes: dict[str, dict[str, str]] = {"reference": {}, "distorted": {}}  # stem -> message
 
     def keyed(files: dict[str, Path], side: str) -> dict[str, str]:
         if not match_stem:
@@ -99,7 +114,9 @@ def pair_folders(
             if len(rels) == 1:
                 out[stem] = rels[0]
             else:
-                ambiguous.append(f"{side} {stem}.*: several files match ({', '.join(sorted(rels))})")
+                text = f"{side} {stem}.*: several files match ({', '.join(sorted(rels))})"
+                ambiguous.append(text)
+                clashes[side][stem] = text
         return out
 
     ref_keys, dist_keys = keyed(refs, "reference"), keyed(dists, "distorted")
@@ -108,8 +125,24 @@ def pair_folders(
         for k in ref_keys
         if k in dist_keys
     ]
+    paired = {j.reference for j in pairs}
+    unpaired = []
+    for rel, path in refs.items():
+        if rel in paired:
+            continue
+        stem = rel.rsplit(".", 1)[0]
+        if match_stem and stem in clashes["reference"]:
+            why = f"not paired: {clashes['reference'][stem]}"
+        elif match_stem and stem in clashes["distorted"]:
+            why = f"not paired: {clashes['distorted'][stem]}"
+        elif match_stem:
+            why = f"no distorted partner: no file {stem}.* in {dist_root}"
+        else:
+            why = f"no distorted partner: {dist_root / rel} does not exist"
+        unpaired.append(PairJob(rel, "", os.fspath(path), "", missing=why))
     return Pairing(
         pairs=sorted(pairs),
+        unpaired=sorted(unpaired),
         unmatched_reference=sorted(ref_keys[k] for k in ref_keys if k not in dist_keys),
         unmatched_distorted=sorted(dist_keys[k] for k in dist_keys if k not in ref_keys),
         ambiguous=sorted(ambiguous),

@@ -3,10 +3,15 @@
 Rows are written and flushed one at a time so that a killed run loses nothing written;
 readers tolerate a last row cut by a kill. Non-finite values: CSV writes ``inf``; JSON and
 JSONL, which have no infinity, the string ``"inf"``; ``float()`` reads both.
+
+CSV follows RFC 4180's quoting: a cell holding a comma, a quote, a line feed or a carriage
+return is quoted, so that a file name with any of them stays in its cell for every CSV
+reader; lines end with ``\n`` (which RFC 4180 readers, Python's ``csv`` and pandas accept).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -15,10 +20,11 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from iqa.errors import IQAError
+from iqa.errors import IQAError, OutputError
+from iqa.outfile import atomic_open, describe, temp_path, write_error
 
-__all__ = ["FORMATS", "RowWriter", "check_writable", "columns_for", "meta_path", "part_path", "read_rows",
-           "write_atomic", "write_error", "write_json_atomic", "write_text_atomic"]
+__all__ = ["FORMATS", "RowWriter", "check_writable", "columns_for", "csv_line", "meta_path", "part_path",
+           "read_rows", "write_atomic", "write_error", "write_json_atomic", "write_text_atomic"]
 
 #: Output formats.
 FORMATS = ("csv", "json", "jsonl")
@@ -41,6 +47,20 @@ def _csv_cell(v: Any) -> str:
     if isinstance(v, float):
         return repr(v)  # shortest text that reads back to the same float: 'inf' for +inf
     return str(v)
+
+
+def csv_line(cells: Sequence[Any]) -> str:
+    """One CSV record ending in ``\n``, every cell holding a delimiter, a quote, ``\n`` or
+    ``\r`` quoted.
+
+    ``csv.writer`` quotes a cell when it holds a character of the line terminator: with
+    ``"\n"`` alone as terminator a bare ``\r`` would go out unquoted, and every reader
+    treats it as a line break. The record is written with ``"\r\n"`` (both quoted) and
+    ends in ``"\n"``.
+    """
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow(cells)
+    return buf.getvalue()[:-2] + "\n"
 
 
 def _json_value(v: Any) -> Any:
@@ -70,10 +90,9 @@ class RowWriter:
     ):
         self.stream, self.fmt, self.columns = stream, fmt, columns
         self._first = first  # no row in the stream yet (JSON puts commas between rows)
-        self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
         if header:
             if fmt == "csv":
-                self._csv.writerow(columns)
+                stream.write(csv_line(columns))
             elif fmt == "json":
                 meta = json.dumps(metadata or {}, allow_nan=False)
                 stream.write('{"metadata": ' + meta + ', "columns": ' + json.dumps(columns) + ', "rows": [')
@@ -81,7 +100,7 @@ class RowWriter:
 
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "csv":
-            self._csv.writerow([_csv_cell(row.get(c)) for c in self.columns])
+            self.stream.write(csv_line([_csv_cell(row.get(c)) for c in self.columns]))
         else:
             text = json.dumps({c: _json_value(row.get(c)) for c in self.columns}, allow_nan=False)
             if self.fmt == "json":
@@ -123,7 +142,12 @@ def _normalise_row(raw: dict[str, Any], columns: list[str], fmt: str) -> dict[st
 def read_rows(path: Path, fmt: str, columns: list[str]) -> list[dict[str, Any]]:
     """Rows of an output file, tolerating a run that was killed mid-write: an unfinished
     last line is dropped, as is any line that does not parse as a full row."""
-    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    # newline="": a carriage return inside a quoted cell is data, not a line break to translate.
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot read the earlier rows: {describe(exc)}") from None
     if fmt == "json":
         try:
             doc = json.loads(text)
@@ -148,7 +172,7 @@ def read_rows(path: Path, fmt: str, columns: list[str]) -> list[dict[str, Any]]:
         return []
     rows = []
     if fmt == "jsonl":
-        for line in text.splitlines():
+        for line in text.split("\n"):
             try:
                 raw = json.loads(line)
             except json.JSONDecodeError:
@@ -156,11 +180,20 @@ def read_rows(path: Path, fmt: str, columns: list[str]) -> list[dict[str, Any]]:
             if isinstance(raw, dict) and (r := _normalise_row(raw, columns, fmt)):
                 rows.append(r)
         return rows
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error:
+        header = None
     if header != columns:
         raise IQAError(f"{path}: columns {header} do not match this run's {columns}; cannot resume")
-    for fields in reader:
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            break  # not CSV from here on (not written by iqa): nothing more to keep
         if len(fields) == len(columns) and (r := _normalise_row(dict(zip(columns, fields)), columns, fmt)):
             rows.append(r)
     return rows
@@ -178,74 +211,44 @@ def write_atomic(
     """Write a file next to ``path`` and rename it over ``path`` (atomic on POSIX).
 
     ``finished=False`` leaves a JSON document open so that rows can be appended to it.
+
+    Raises:
+        OutputError: naming ``path`` and the cause; ``path`` is left as it was.
     """
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
-            w = RowWriter(fh, fmt, columns, metadata)
-            for row in rows:
-                w.write(row)
-            if finished:
-                w.close()
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise write_error(path, exc) from None
+    with atomic_open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        w = RowWriter(fh, fmt, columns, metadata)
+        for row in rows:
+            w.write(row)
+        if finished:
+            w.close()
 
 
-def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+def write_json_atomic(path: Path, doc: dict[str, Any], what: str = "") -> None:
+    write_text_atomic(path, json.dumps(doc, indent=2, allow_nan=False) + "\n", what)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str, what: str = "") -> None:
     """Write UTF-8 text next to ``path`` and rename it over ``path``."""
-    tmp = _tmp_path(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise write_error(path, exc) from None
-
-
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def write_error(path: Path, exc: OSError) -> IQAError:
-    return IQAError(
-        f"{path}: cannot write ({exc.strerror or exc}); choose a writable {{output}}",
-        options={"output": "output"},
-    )
+    with atomic_open(path, "w", encoding="utf-8", what=what) as fh:
+        fh.write(text)
 
 
 def check_writable(path: Path) -> None:
     """Create and remove a file next to ``path``: the folder must take new files (the
-    sidecar, temporary files, the final rename). An existing ``path`` must be writable too.
+    sidecar, temporary files, the final rename).
 
     Raises:
-        IQAError: naming ``path`` and the system's reason.
+        OutputError: naming ``path`` and the system's reason.
     """
-    tmp = _tmp_path(path)
+    tmp = temp_path(path, "probe")
     try:
         with open(tmp, "w", encoding="utf-8"):
             pass
         tmp.unlink()
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise IQAError(
-            f"{path}: cannot create files in {path.parent} ({exc.strerror or exc}); choose a "
-            "writable {output}",
-            options={"output": "output"},
-        ) from None
-    if path.exists():
-        try:
-            with open(path, "a", encoding="utf-8"):
-                pass
-        except OSError as exc:
-            raise write_error(path, exc) from None
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OutputError(f"{path}: cannot create files in {path.parent}: {describe(exc)}") from None
 
 
 def meta_path(output: str | os.PathLike) -> Path:
