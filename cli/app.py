@@ -61,7 +61,7 @@ class IQAGroup(click.Group):
             return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
         spec = registry.METRICS.get(name.replace("-", "_"))
         if spec is None or spec.kind != "pair" or spec.name != name:
-            return None
+            return super().get_command(ctx, name)  # one added with add_command, if any
         from .pair_cmd import make_pair_command
 
         return make_pair_command(spec)

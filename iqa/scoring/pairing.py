@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from iqa.decode import IMAGE_EXTENSIONS, iter_image_files
 from iqa.errors import IQAError
+from iqa.outfile import describe, file_kind
 
 __all__ = ["PairJob", "Pairing", "pair_folders", "read_pairs_file"]
 
@@ -163,21 +165,37 @@ def read_pairs_file(
     Files that do not exist become rows with an error when scored, not a failure here.
 
     Raises:
-        IQAError: the file is missing or not UTF-8 text, has no such columns, has a row with
-            more cells than the header or an empty cell, or lists a pair twice.
+        IQAError: the file is missing, not a regular file, not UTF-8 text or holds a NUL
+            byte, has no such columns, has a row with more cells than the header or an empty
+            cell, or lists a pair twice.
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        st = os.stat(p)
+        if not stat.S_ISREG(st.st_mode):  # checked first: reading a FIFO would block
+            raise IQAError(f"{p}: the pair list is {file_kind(st.st_mode)}, not a regular file")
+        with open(p, encoding="utf-8-sig", newline="") as fh:  # a quoted \r is part of a name
+            text = fh.read()
     except OSError as exc:
-        raise IQAError(f"{p}: cannot read the pair list ({exc.strerror or exc})") from None
+        raise IQAError(f"{p}: cannot read the pair list: {describe(exc)}") from None
     except UnicodeDecodeError as exc:
         text_line = exc.object[: exc.start].count(b"\n") + 1
         raise IQAError(
             f"{p}:{text_line}: the pair list is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
             "save it as UTF-8 CSV"
         ) from None
-    reader = csv.DictReader(io.StringIO(text))
+    if "\x00" in text:
+        raise IQAError(f"{p}:{text[: text.index(chr(0))].count(chr(10)) + 1}: the pair list holds a NUL byte; "
+                       "it must be CSV text (UTF-8)")
+    try:
+        return _pair_rows(p, text, reference_dir, distorted_dir)
+    except csv.Error as exc:
+        raise IQAError(f"{p}: not a readable CSV pair list ({exc})") from None
+
+
+def _pair_rows(p: Path, text: str, reference_dir: str | os.PathLike | None,
+               distorted_dir: str | os.PathLike | None) -> list[PairJob]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     fields = [f.strip() for f in (reader.fieldnames or [])]
     if "reference" not in fields or "distorted" not in fields:
         raise IQAError(
