@@ -328,7 +328,8 @@ error. A pair or metric that fails leaves its cells empty with the reason in `er
 the others are still scored; a reference without a distorted partner is an error row.
 Rows are flushed as they complete (--resume continues an interrupted run, keeping every
 complete row); at the end the file is rewritten in sorted pair order and the settings and
-status go to OUTPUT.meta.json. Without -o (or with -o -) rows stream to stdout. Identical images' PSNR is `inf` in CSV and the string "inf" in
+status go to OUTPUT.meta.json. Without -o (or with -o -) rows stream to stdout.
+Identical images' PSNR is `inf` in CSV and the string "inf" in
 JSON/JSONL (float() reads both); an empty cell (null) always means failed. A summary goes
 to stderr. Exit code 1 if any pair or metric failed.
 
