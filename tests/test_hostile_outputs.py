@@ -380,6 +380,35 @@ def test_sigkill_during_overwrite_keeps_the_old_output_and_resume_is_byte_identi
     assert json.loads(old_meta)["status"] == "done"
 
 
+def test_a_dead_owners_temp_files_are_removed_and_a_live_ones_kept(tmp_path):
+    ref, dist = pairs_of(tmp_path, ["a.png", "b.png"])
+    out = tmp_path / "o.csv"
+    assert run("score", ref, dist, "-m", "psnr", "-o", out).exit_code == 0
+    clean, meta = out.read_bytes(), json.loads(meta_path(out).read_text())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its PID now names no process
+    # As a kill during the final rewrite leaves them: the sidecar "running", temp files beside.
+    temps = [tmp_path / f".o.csv.tmp-{dead.pid}", tmp_path / f".o.csv.meta.json.tmp-{dead.pid}"]
+    for t in temps:
+        t.write_text("half")
+    meta_path(out).write_text(json.dumps({**meta, "status": "running", "owner": {"pid": dead.pid,
+                                                                              "host": os.uname().nodename}}))
+    result = run("score", ref, dist, "-m", "psnr", "-o", out)  # refused (exists), yet the truth is written
+    assert "already exists" in error_line(result.stderr)
+    assert not any(t.exists() for t in temps)
+    assert json.loads(meta_path(out).read_text())["status"] == "interrupted"
+    assert run("score", ref, dist, "-m", "psnr", "-o", out, "--resume").exit_code == 0
+    assert out.read_bytes() == clean
+    # A live owner (this process's parent stands in for it): refused, its files untouched.
+    live = tmp_path / f".o.csv.tmp-{os.getppid()}"
+    live.write_text("mine")
+    meta_path(out).write_text(json.dumps({**meta, "status": "running", "owner": {"pid": os.getppid(),
+                                                                              "host": os.uname().nodename}}))
+    result = run("score", ref, dist, "-m", "psnr", "-o", out, "--resume")
+    assert result.exit_code == 1 and "is writing this output" in error_line(result.stderr)
+    assert live.read_text() == "mine" and json.loads(meta_path(out).read_text())["status"] == "running"
+
+
 def test_interrupt_and_failure_are_said_truthfully_in_the_sidecar(tmp_path):
     from iqa.scoring import ScoreSettings, pair_folders, score_to_file
 
