@@ -197,9 +197,12 @@ def _item_names(item: Any, index: int) -> tuple[Any, Any, str, str]:
         if item.missing:
             raise IQAError(item.missing)
         return item.reference_path or item.reference, item.distorted_path or item.distorted, item.reference, item.distorted
-    if isinstance(item, (str, bytes, os.PathLike)) or not isinstance(item, (tuple, list)) or len(item) != 2:
+    if isinstance(item, (str, bytes, os.PathLike, dict)):
         raise TypeError(f"expected a (reference, distorted) pair, got {_describe_item(item)}")
-    ref, dist = item
+    try:
+        ref, dist = item
+    except (TypeError, ValueError):
+        raise TypeError(f"expected a (reference, distorted) pair, got {_describe_item(item)}") from None
     rn = os.fspath(ref) if isinstance(ref, (str, os.PathLike)) else f"item {index} reference"
     dn = os.fspath(dist) if isinstance(dist, (str, os.PathLike)) else f"item {index} distorted"
     return ref, dist, rn, dn
