@@ -269,6 +269,11 @@ def _score(**kw: Any) -> None:
         )
 
     summary_file = kw["summary_file"]
+    if summary_file is not None and output is not None:
+        from iqa.scoring import meta_path
+
+        if os.path.abspath(summary_file) in (os.path.abspath(output), os.path.abspath(meta_path(output))):
+            raise click.UsageError("--summary names the output file or its sidecar; choose another file")
     if summary_file is not None and say:
         from iqa.outfile import check_output
 

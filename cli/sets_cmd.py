@@ -224,13 +224,22 @@ def _kid(**kw: Any) -> None:
     _finish(skipped)
 
 
+def _source_files(source: str) -> Iterator[str]:
+    """The files ``iqa stats`` reads (listed only if the output already exists)."""
+    yield source
+    if os.path.isdir(source):
+        from iqa.decode import iter_image_files
+
+        yield from map(os.fspath, iter_image_files(source))
+
+
 def _stats(**kw: Any) -> None:
     take_alias(kw, "alias_features", "--features", "--keep-features", "keep_features")
     from iqa.outfile import check_output
 
     # Before any image is read: an existing file is replaced only when asked (and never
     # the source list), a FIFO or a device never.
-    check_output(kw["output"], overwrite=kw["overwrite"], what="statistics", inputs=(kw["source"],))
+    check_output(kw["output"], overwrite=kw["overwrite"], what="statistics", inputs=_source_files(kw["source"]))
     _options, ext = _setup(FeatureOptions, kw, ())
     with _warnings_to_stderr():
         stats = _statistics(ext, kw["source"], kw, keep_features=kw["keep_features"])

@@ -76,7 +76,7 @@ class InputFiles:
     by device and inode); each is looked at once, and only if an output already exists."""
 
     def __init__(self, paths: Iterable[str | os.PathLike]) -> None:
-        self._paths: list[str | os.PathLike] | None = list(paths)
+        self._paths: Iterable[str | os.PathLike] | None = paths  # read on first use only
         self._ids: set[tuple[int, int]] = set()
 
     def __contains__(self, st: os.stat_result) -> bool:

@@ -176,6 +176,12 @@ def test_existing_files_and_inputs_are_never_replaced_unasked(tmp_path):
     result = run("score", ref, dist, "-m", "psnr", "-o", tmp_path / "o.csv", "--summary", summary)
     assert "summary.json: already exists" in error_line(result.stderr) and summary.read_text() == "keep"
     assert not (tmp_path / "o.csv").exists()  # refused before the run started
+    result = run("score", ref, dist, "-m", "psnr", "-o", tmp_path / "o.csv", "--summary", tmp_path / "o.csv")
+    assert result.exit_code == 2 and "--summary names the output file" in result.stderr
+    # Statistics onto one of the images they are made from: refused, with --overwrite too.
+    result = run("stats", dist, "-o", dist / "a.png", "--overwrite")
+    assert "a.png: is an input of this run" in error_line(result.stderr)
+    assert (dist / "a.png").read_bytes() == before
 
 
 def test_map_names_are_unique_per_pair_and_existing_maps_are_kept(tmp_path, rng):
