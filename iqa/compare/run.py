@@ -496,7 +496,7 @@ def compare(
         ...                 "noise": "data/samples/noise"}, output="cmp")  # doctest: +SKIP
         >>> c.paired["noise"]["psnr"]["diff"], c.paired["noise"]["psnr"]["p_value"]  # doctest: +SKIP
     """
-    from iqa.scoring import DEFAULT_METRICS, ScoreSettings, pair_folders, read_pairs_file, score_to_file
+    from iqa.scoring import DEFAULT_METRICS, ScoreSettings, score_to_file
     from iqa.scoring.rowfile import columns_for, read_rows
 
     boot = Bootstrap(method=ci_method, n_resamples=n_resamples, seed=seed, confidence=confidence)
@@ -548,39 +548,88 @@ def compare(
     for m in entries:
         if m.kind == "scores":
             m.rows, m.columns, m.metadata = read_score_file(m.scores)
-    if keys or metrics:
-        keys = keys or list(registry.metric_names(metrics))
+    keys = _choose_metrics(entries, keys or (list(registry.metric_names(metrics)) if metrics else []))
+    out = _prepare_output(output, folders, resume, overwrite)
+    jobs = _jobs(folders, reference, match_stem, on_pairing)
+    for m in folders:
+        target = Path(output) / "scores" / f"{m.name}.csv"
+        on_row = progress(m.name, len(jobs[m.name])) if progress is not None else None
+        score_to_file(jobs[m.name], target, score_settings, fmt="csv", resume=resume, overwrite=overwrite,
+                      workers=workers, roots=(os.fspath(reference), m.given), on_row=on_row, namer=namer)
+        m.rows = read_rows(target, "csv", columns_for(score_settings.metrics))
+        m.columns = list(score_settings.metrics)
+        m.metadata = {"settings": score_settings.provenance()}
+        m.scores = f"scores/{m.name}.csv"
+    for m in entries:
+        _index_rows(m)
+
+    run_settings = score_settings.provenance() if score_settings is not None else next(
+        (m.metadata["settings"] for m in entries if m.metadata and isinstance(m.metadata.get("settings"), dict)), None)
+    ref_abs = os.path.abspath(reference) if reference is not None else None
+    summary, paired, union, n_common = _statistics(entries, keys, baseline, boot, alpha)
+    metadata = {
+        "format": FORMAT,
+        "iqa_version": _version(),
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": list(command) if command is not None else None,
+        "reference": ref_abs,
+        "reference_given": os.fspath(reference) if reference is not None else None,
+        "baseline": baseline,
+        "metrics": [_metric_info(k) for k in keys],
+        "methods": [_method_info(m, union, keys, run_settings, ref_abs) for m in entries],
+        "keys": "reference",
+        "n_images": len(union),
+        "n_common": n_common,
+        "statistics": _conventions(boot, alpha),
+        "settings": run_settings,
+    }
+    result = Comparison(summary, paired, metadata, os.fspath(out) if out is not None else None)
+    return result.save(out) if out is not None else result
+
+
+def _choose_metrics(entries: list[_Method], keys: list[str]) -> list[str]:
+    """The compared metrics: ``keys`` (every score file must have them), else the metric
+    columns every score file has."""
+    if keys:
         for m in entries:
             lacking = [k for k in keys if m.kind == "scores" and k not in m.columns]
             if lacking:
                 raise IQAError(f"{m.given}: method {m.name} has no column {', '.join(lacking)} "
                                f"(it has {', '.join(m.columns) or 'no metric'}); compare fewer metrics with -m")
-    else:
-        common = [k for k in registry.METRICS if all(k in m.columns for m in entries)]
-        if not common:
-            raise IQAError("the score files have no metric column in common: "
-                           + "; ".join(f"{m.name}: {', '.join(m.columns) or 'none'}" for m in entries))
-        keys = common
+        return keys
+    common = [k for k in registry.METRICS if all(k in m.columns for m in entries)]
+    if not common:
+        raise IQAError("the score files have no metric column in common: "
+                       + "; ".join(f"{m.name}: {', '.join(m.columns) or 'none'}" for m in entries))
+    return common
 
-    out = Path(output) if output is not None else None
-    if out is not None:
-        if out.exists() and not out.is_dir():
-            raise IQAError(f"{out}: exists and is not a folder; {{output}} names a folder",
-                           options={"output": "output"})
-        existing = [out / "scores" / f"{m.name}.csv" for m in folders]
-        existing = [p for p in [*existing, out / "summary.json", out / "summary.csv"] if p.exists()]
-        if existing and not (resume or overwrite):
-            raise IQAError(
-                f"{existing[0]}: already exists; pass {{resume}} to continue that comparison or "
-                "{overwrite} to replace it",
-                options=_RUN_OPTIONS,
-            )
-        try:
-            (out / "scores").mkdir(parents=True, exist_ok=True) if folders else out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise IQAError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
 
-    # Every pairing before any scoring: a method with nothing to score stops the run early.
+def _prepare_output(output: Any, folders: list[_Method], resume: bool, overwrite: bool) -> Path | None:
+    """Refuse to replace earlier results without ``resume``/``overwrite``; create the folders."""
+    if output is None:
+        return None
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise IQAError(f"{out}: exists and is not a folder; {{output}} names a folder", options={"output": "output"})
+    existing = [out / "scores" / f"{m.name}.csv" for m in folders]
+    existing = [p for p in [*existing, out / "summary.json", out / "summary.csv"] if p.exists()]
+    if existing and not (resume or overwrite):
+        raise IQAError(
+            f"{existing[0]}: already exists; pass {{resume}} to continue that comparison or {{overwrite}} to replace it",
+            options=_RUN_OPTIONS,
+        )
+    try:
+        (out / "scores" if folders else out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IQAError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    return out
+
+
+def _jobs(folders: list[_Method], reference: Any, match_stem: bool, on_pairing: Any) -> dict[str, list[Any]]:
+    """Every folder method's pairs, before any scoring: a method with nothing to score, or
+    with a reference paired twice, stops the run early."""
+    from iqa.scoring import pair_folders, read_pairs_file
+
     jobs = {}
     for m in folders:
         if m.pairs is not None:
@@ -603,79 +652,54 @@ def compare(
                     "distorted image per reference"
                 )
             seen[job.reference] = job.distorted
-    for m in folders:
-        target = Path(output) / "scores" / f"{m.name}.csv"
-        on_row = progress(m.name, len(jobs[m.name])) if progress is not None else None
-        score_to_file(jobs[m.name], target, score_settings, fmt="csv", resume=resume, overwrite=overwrite,
-                      workers=workers, roots=(os.fspath(reference), m.given), on_row=on_row, namer=namer)
-        m.rows = read_rows(target, "csv", columns_for(score_settings.metrics))
-        m.columns = list(score_settings.metrics)
-        m.metadata = {"settings": score_settings.provenance()}
-        m.scores = f"scores/{m.name}.csv"
-    for m in entries:
-        _index_rows(m)
+    return jobs
 
-    run_settings = score_settings.provenance() if score_settings is not None else next(
-        (m.metadata["settings"] for m in entries if m.metadata and isinstance(m.metadata.get("settings"), dict)), None)
-    ref_abs = os.path.abspath(reference) if reference is not None else None
-    method_info = []
-    summary, paired, union, n_common = _statistics(entries, keys, baseline, boot, alpha)
-    for m in entries:
-        differ = _settings_diff(m.metadata.get("settings") if m.metadata else None, run_settings, keys)
-        if differ:
-            warnings.warn(f"{m.given}: method {m.name} was scored with other settings ({', '.join(differ)}); its "
-                          "numbers are not comparable with the others'", IQAWarning, stacklevel=2)
-        root = (m.metadata or {}).get("reference_root")
-        if m.kind == "scores" and root and ref_abs and os.path.abspath(root) != ref_abs:
-            warnings.warn(f"{m.given}: method {m.name} was scored against {root}, not {ref_abs}", IQAWarning,
-                          stacklevel=2)
-        method_info.append({
-            "name": m.name,
-            "kind": m.kind,
-            "source": os.path.abspath(m.given),
-            "source_given": m.given,
-            "pairs": os.path.abspath(m.pairs) if m.pairs else None,
-            "scores": m.scores,
-            "n_rows": len(m.rows),
-            "n_failed": sum(bool(r["error"]) for r in m.rows),
-            "missing": [r for r in union if r not in m.by_ref],
-            "failed": [r for r in union if r in m.by_ref and any(m.by_ref[r][k] is None for k in keys)],
-            "settings_differ": differ,
-        })
-    metadata = {
-        "format": FORMAT,
-        "iqa_version": _version(),
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": list(command) if command is not None else None,
-        "reference": ref_abs,
-        "reference_given": os.fspath(reference) if reference is not None else None,
-        "baseline": baseline,
-        "metrics": [_metric_info(k) for k in keys],
-        "methods": method_info,
-        "keys": "reference",
-        "n_images": len(union),
-        "n_common": n_common,
-        "statistics": {
-            "confidence": boot.confidence,
-            "bootstrap": {
-                "method": boot.scipy_method,
-                "n_resamples": boot.n_resamples,
-                "seed": boot.seed,
-                "generator": "numpy.random.default_rng([seed, zlib.crc32(label)]), label 'mean/METHOD/metric' "
-                             "or 'diff/METHOD/metric'",
-                "statistic": "mean over images (scipy.stats.bootstrap); paired: mean of method - baseline",
-            },
-            "test": "wilcoxon signed-rank, two-sided, zero_method=zsplit",
-            "adjustment": "holm over methods x metrics",
-            "alpha": alpha,
-            "ties": "equal values (inf and inf included) are ties: neither a win nor a loss",
-            "paired_images": "per metric, the images every method scored for that metric",
-            "inf": _INF_NOTE,
-        },
-        "settings": run_settings,
+
+def _method_info(m: _Method, union: list[str], keys: list[str], run_settings: Any, ref_abs: str | None) -> dict:
+    """A method's entry in the metadata; warns when its score file's settings or reference
+    folder differ from the comparison's."""
+    differ = _settings_diff(m.metadata.get("settings") if m.metadata else None, run_settings, keys)
+    if differ:
+        warnings.warn(f"{m.given}: method {m.name} was scored with other settings ({', '.join(differ)}); its "
+                      "numbers are not comparable with the others'", IQAWarning, stacklevel=3)
+    root = (m.metadata or {}).get("reference_root")
+    if m.kind == "scores" and root and ref_abs and os.path.abspath(root) != ref_abs:
+        warnings.warn(f"{m.given}: method {m.name} was scored against {root}, not {ref_abs}", IQAWarning,
+                      stacklevel=3)
+    return {
+        "name": m.name,
+        "kind": m.kind,
+        "source": os.path.abspath(m.given),
+        "source_given": m.given,
+        "pairs": os.path.abspath(m.pairs) if m.pairs else None,
+        "scores": m.scores,
+        "n_rows": len(m.rows),
+        "n_failed": sum(bool(r["error"]) for r in m.rows),
+        "missing": [r for r in union if r not in m.by_ref],
+        "failed": [r for r in union if r in m.by_ref and any(m.by_ref[r][k] is None for k in keys)],
+        "settings_differ": differ,
     }
-    result = Comparison(summary, paired, metadata, os.fspath(out) if out is not None else None)
-    return result.save(out) if out is not None else result
+
+
+def _conventions(boot: Bootstrap, alpha: float) -> dict[str, Any]:
+    """The ``statistics`` block: every convention behind the numbers."""
+    return {
+        "confidence": boot.confidence,
+        "bootstrap": {
+            "method": boot.scipy_method,
+            "n_resamples": boot.n_resamples,
+            "seed": boot.seed,
+            "generator": "numpy.random.default_rng([seed, zlib.crc32(label)]), label 'mean/METHOD/metric' "
+                         "or 'diff/METHOD/metric'",
+            "statistic": "mean over images (scipy.stats.bootstrap); paired: mean of method - baseline",
+        },
+        "test": "wilcoxon signed-rank, two-sided, zero_method=zsplit",
+        "adjustment": "holm over methods x metrics",
+        "alpha": alpha,
+        "ties": "equal values (inf and inf included) are ties: neither a win nor a loss",
+        "paired_images": "per metric, the images every method scored for that metric",
+        "inf": _INF_NOTE,
+    }
 
 
 def _version() -> str:
