@@ -229,9 +229,8 @@ def _score(**kw: Any) -> None:
         output = None  # standard output
     if kw["resume"] and kw["overwrite"]:
         raise click.UsageError("--resume and --overwrite exclude each other")
-    if (kw["resume"] or kw["overwrite"]) and output is None:
-        raise click.UsageError("--resume and --overwrite need an output file (-o FILE); rows written to "
-                               "stdout cannot be resumed")
+    if kw["resume"] and output is None:
+        raise click.UsageError("--resume needs an output file (-o FILE); rows written to stdout cannot be resumed")
     if kw["drop_unlisted"] and not kw["resume"]:
         raise click.UsageError("--drop-unlisted applies to --resume")
     workers, namer, settings = scoring_setup(kw)

@@ -117,6 +117,8 @@ def check_output(
         return False
     except OSError as exc:
         raise OutputError(f"{p}: cannot use as the {what}: {describe(exc)}") from None
+    except ValueError:  # a NUL byte in the name
+        raise OutputError(f"{os.fspath(path)!r}: not a usable file name for the {what}") from None
     if not stat.S_ISREG(st.st_mode):
         raise OutputError(f"{p}: is {file_kind(st.st_mode)}, not a regular file; name a file for the {what}")
     if not isinstance(inputs, InputFiles):

@@ -541,6 +541,10 @@ def test_dash_streams_to_stdout_and_refuses_resume(tmp_path):
     assert "2 pair(s), 0 with errors" in result.stderr
     result = run("score", ref, dist, "-o", "-", "--resume")
     assert result.exit_code == 2 and "cannot be resumed" in result.stderr
+    # Maps beside rows on stdout: replaced only with --overwrite, which needs no output file.
+    for extra, code in [([], 0), ([], 1), (["--overwrite"], 0)]:
+        result = run("score", ref, dist, "-m", "ssim", "--maps", tmp_path / "maps", *extra)
+        assert result.exit_code == code, result.stderr
 
 
 def test_python_dash_m_iqa():

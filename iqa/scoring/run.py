@@ -407,7 +407,7 @@ def score_to_file(
         fmt: ``"csv"``, ``"json"`` or ``"jsonl"``.
         resume: keep complete rows of an existing ``output``, retry failed ones, score the rest.
         overwrite: replace an existing ``output`` (and existing maps) once the run is complete
-            (otherwise an existing file is an error).
+            (otherwise an existing file is an error); with a stream, it applies to the maps.
         drop_unlisted: with ``resume``, remove the complete rows whose pair is not in ``jobs``
             (counted in :attr:`ScoreRun.dropped`); by default they are kept.
         workers: threads preparing and scoring pairs beside the main one (0: none).
@@ -444,8 +444,8 @@ def score_to_file(
         raise OptionError("{drop_unlisted} applies to {resume}", options=_RUN_OPTIONS)
     ctx = ctx or DistContext()
     to_stream = output is None or os.fspath(output) == "-"
-    if to_stream and (resume or overwrite):
-        raise OptionError("{resume} and {overwrite} need an output file ({output})", options=_RUN_OPTIONS)
+    if to_stream and resume:
+        raise OptionError("{resume} needs an output file ({output})", options=_RUN_OPTIONS)
     if to_stream and ctx.active:
         raise IQAError("a distributed run needs an output file ({output}) for the ranks to merge into",
                        options=_RUN_OPTIONS)
