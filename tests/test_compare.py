@@ -189,6 +189,17 @@ def test_holm_by_hand():
     assert holm([]) == []
 
 
+def test_holm_equals_its_definition_on_random_families(rng):
+    """Against the definition written out: p_holm(i) = max over j <= i of min(1, (m - j + 1) p(j))."""
+    for m in (1, 2, 5, 13):
+        p = list(rng.uniform(0, 0.2, m))
+        order = sorted(range(m), key=lambda i: p[i])
+        expected = [0.0] * m
+        for rank, i in enumerate(order):
+            expected[i] = max(min(1.0, (m - j) * p[order[j]]) for j in range(rank + 1))
+        assert holm(p) == pytest.approx(expected, rel=1e-15)
+
+
 def test_bootstrap_options_are_checked():
     for kw, word in [({"method": "bc"}, "ci_method"), ({"n_resamples": 10}, "n_resamples"),
                      ({"seed": -1}, "seed"), ({"confidence": 95.0}, "confidence")]:

@@ -161,6 +161,10 @@ def test_score_files_and_pairs_lists(methods, tmp_path):
     assert info["mild"]["n_rows"] == 10 and info["strong"]["n_rows"] == N and info["strong"]["kind"] == "scores"
     assert info["strong"]["scores"] == str(scored) and info["mild"]["scores"] == "scores/mild.csv"
     assert doc["paired"]["strong"]["psnr"]["n"] == 10 and len(info["mild"]["missing"]) == N - 10
+    both = run("compare", methods["ref"], f"mild={methods['mild']}", f"strong={methods['strong']}", "--pairs", pairs,
+               "-o", tmp_path / "o3", "--format", "json", *FAST)  # one pair list for every method
+    assert both.exit_code == 0, both.output
+    assert [m["n_rows"] for m in json.loads(both.stdout)["methods"]] == [10, 10]
     only_files = run("compare", "--scores", f"a={scored}", "--scores", f"b={scored}", "-o", tmp_path / "o2",
                      "--n-resamples", "2000")
     assert only_files.exit_code == 0, only_files.output
@@ -222,3 +226,14 @@ def test_score_files_in_a_subprocess(tmp_path):
     b = doc["paired"]["b"]["psnr"]
     assert (b["n"], b["n_diff"], b["wins"]) == (30, 29, 30) and b["significant"]
     assert doc["summary"]["b"]["psnr"]["n_inf"] == 1 and not math.isnan(b["diff"])
+
+
+def test_python_api_scores_folders_with_settings(methods, tmp_path):
+    import iqa
+
+    c = iqa.compare(methods["ref"], {"mild": methods["mild"], "strong": methods["strong"]}, output=tmp_path / "o",
+                    metrics=["psnr"], crop_border=2, n_resamples=2000, baseline="strong")
+    assert c.metadata["settings"]["crop_border"] == 2 and c.metrics == ["psnr"] and c.metadata["command"] is None
+    assert c.paired["mild"]["psnr"]["win_rate"] == 1.0
+    side = json.loads((tmp_path / "o" / "scores" / "mild.csv.meta.json").read_text())
+    assert side["settings"] == c.metadata["settings"]
