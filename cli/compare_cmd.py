@@ -195,7 +195,8 @@ def _compare(**kw: Any) -> None:
 
     def on_pairing(name: str, pairing: Any) -> None:
         prog = f"{_PROG}: {name}"
-        print_names("reference file(s) without a distorted partner", pairing.unmatched_reference, prog)
+        print_names("reference file(s) without a distorted partner (error rows)", pairing.unmatched_reference,
+                    prog)
         print_names("distorted file(s) without a reference partner", pairing.unmatched_distorted, prog)
         print_names("ambiguous name(s) not scored", pairing.ambiguous, prog)
 
@@ -248,7 +249,8 @@ interval, the two-sided Wilcoxon signed-rank p-value (zero_method zsplit: identi
 give p = 1), Holm-adjusted over methods x metrics, and the shares of images won, tied and
 lost by each metric's direction. PSNR's inf (identical images) is counted as n_inf, left
 out of means and intervals, and inf - inf is a tie. Images a method lacks are named.
-Exit code 1 if any pair or metric failed, 2 for a usage error.
+Exit code 1 if any pair or metric failed or a reference has no partner in a method's
+folder (an error row, as in iqa score), 2 for a usage error.
 
 \b
 Example:

@@ -352,6 +352,9 @@ def test_bad_arguments(three_methods, tmp_path):
     with pytest.raises(IQAError, match="already exists"):
         compare(None, files, output=tmp_path / "o", n_resamples=N_RESAMPLES)
     compare(None, files, output=tmp_path / "o", n_resamples=N_RESAMPLES, overwrite=True)
+    (tmp_path / "p" / "summary.csv").mkdir(parents=True)
+    with pytest.raises(IQAError, match="summary.csv: is a folder"):
+        compare(None, files, output=tmp_path / "p", overwrite=True)
 
 
 def test_to_pandas(three_methods):

@@ -128,12 +128,16 @@ def test_missing_images_are_named_and_paired_on_the_rest(methods, tmp_path):
         (partial / name).unlink()
     r = run("compare", methods["ref"], f"mild={methods['mild']}", f"partial={partial}", "-o", tmp_path / "o",
             "--format", "json", *FAST)
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # as iqa score: a reference without a partner is an error row
     doc = json.loads(r.stdout)
     assert doc["n_common"] == N - 2 and doc["paired"]["partial"]["psnr"]["n"] == N - 2
     partial_info = next(m for m in doc["methods"] if m["name"] == "partial")
-    assert partial_info["missing"] == ["im03.png", "im07.png"]
-    assert "partial: 2 reference file(s) without a distorted partner" in r.stderr
+    assert partial_info["missing"] == ["im03.png", "im07.png"] and partial_info["failed"] == []
+    assert partial_info["n_rows"] == N and partial_info["n_failed"] == 2
+    assert "partial: 2 reference file(s) without a distorted partner (error rows)" in r.stderr
+    alone = tmp_path / "partial.csv"
+    run("score", methods["ref"], partial, "-m", "psnr,ssim", "-o", alone, "--workers", "0")
+    assert rows_of(tmp_path / "o" / "scores" / "partial.csv") == rows_of(alone)  # iqa score's file, error rows too
 
 
 def test_failed_pair_exits_1_with_summaries_written(methods, tmp_path):

@@ -618,10 +618,14 @@ def _prepare_output(output: Any, folders: list[_Method], resume: bool, overwrite
             f"{existing[0]}: already exists; pass {{resume}} to continue that comparison or {{overwrite}} to replace it",
             options=_RUN_OPTIONS,
         )
+    from iqa.outfile import check_output
+
     try:
         (out / "scores" if folders else out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise IQAError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    for name in ("summary.json", "summary.csv"):  # a folder or a FIFO there is refused before any scoring
+        check_output(out / name, overwrite=True, what="comparison summary")
     return out
 
 
@@ -638,14 +642,14 @@ def _jobs(folders: list[_Method], reference: Any, match_stem: bool, on_pairing: 
             pairing = pair_folders(reference, m.given, match_stem=match_stem)
             if on_pairing is not None:
                 on_pairing(m.name, pairing)
-            jobs[m.name] = pairing.pairs
-        if not jobs[m.name]:
+            jobs[m.name] = pairing.jobs  # as iqa score: a reference without a partner is an error row
+        if all(j.missing for j in jobs[m.name]):
             hint = "" if match_stem or m.pairs else "; if the extensions differ, pass {match_stem}"
             raise IQAError(f"no pairs to score between {reference} and {m.given} (method {m.name}){hint}",
                            options={"match_stem": ("match_stem", True)})
         seen: dict[str, str] = {}
         for job in jobs[m.name]:
-            if job.reference in seen:
+            if job.reference in seen and not job.missing:
                 raise IQAError(
                     f"{m.pairs}: reference {job.reference} is paired twice ({seen[job.reference]} and "
                     f"{job.distorted}) for method {m.name}; methods are compared image by image, so give one "
@@ -675,8 +679,10 @@ def _method_info(m: _Method, union: list[str], keys: list[str], run_settings: An
         "scores": m.scores,
         "n_rows": len(m.rows),
         "n_failed": sum(bool(r["error"]) for r in m.rows),
-        "missing": [r for r in union if r not in m.by_ref],
-        "failed": [r for r in union if r in m.by_ref and any(m.by_ref[r][k] is None for k in keys)],
+        # No row, or iqa score's error row of a reference without a distorted partner.
+        "missing": [r for r in union if r not in m.by_ref or not m.by_ref[r]["distorted"]],
+        "failed": [r for r in union if r in m.by_ref and m.by_ref[r]["distorted"]
+                   and any(m.by_ref[r][k] is None for k in keys)],
         "settings_differ": differ,
     }
 
