@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import warnings
 from typing import Any
@@ -21,7 +22,7 @@ from iqa.options import Conventions, ImageOptions
 
 from .options import field_values
 from .progress import progress_bar
-from .score_cmd import print_names, scoring_params, scoring_setup
+from .score_cmd import print_names, scoring_params, scoring_setup, terminate_as_interrupt
 
 _PROG = "iqa compare"
 
@@ -204,15 +205,21 @@ def _compare(**kw: Any) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", IQAWarning)
         try:
-            comparison = compare(
-                reference, dict([*folders, *scored]), output=kw["output"], pairs=pairs, baseline=kw["baseline"],
-                seed=kw["seed"], n_resamples=kw["n_resamples"], ci_method=kw["ci_method"], command=command,
-                progress=progress, on_pairing=on_pairing, **options,
-            )
-        except KeyboardInterrupt:
-            click.echo(f"{_PROG}: interrupted; the rows scored so far are in {kw['output']}/scores: run the same "
-                       "command with --resume to finish", err=True)
-            click.get_current_context().exit(130)
+            with terminate_as_interrupt():
+                comparison = compare(
+                    reference, dict([*folders, *scored]), output=kw["output"], pairs=pairs, baseline=kw["baseline"],
+                    seed=kw["seed"], n_resamples=kw["n_resamples"], ci_method=kw["ci_method"], command=command,
+                    progress=progress, on_pairing=on_pairing, **options,
+                )
+        except KeyboardInterrupt as exc:
+            if kw["overwrite"]:
+                kept = "the method being scored keeps its earlier score file"
+                again = "--overwrite"
+            else:
+                kept = f"the rows scored so far are in {os.path.join(kw['output'], 'scores')}"
+                again = "--resume"
+            click.echo(f"{_PROG}: interrupted; {kept}: run the same command with {again} to finish", err=True)
+            click.get_current_context().exit(128 + getattr(exc, "signum", signal.SIGINT))
         finally:
             for bar in bars:
                 bar.close()

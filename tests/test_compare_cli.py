@@ -241,3 +241,31 @@ def test_python_api_scores_folders_with_settings(methods, tmp_path):
     assert c.paired["mild"]["psnr"]["win_rate"] == 1.0
     side = json.loads((tmp_path / "o" / "scores" / "mild.csv.meta.json").read_text())
     assert side["settings"] == c.metadata["settings"]
+
+
+def test_interrupted_comparison_resumes_to_the_same_result(methods, tmp_path):
+    import iqa
+
+    folders = {"mild": methods["mild"], "strong": methods["strong"]}
+    kw = {"metrics": ["psnr"], "n_resamples": 2000}
+
+    def stop_in_strong(name, total):
+        def on_row(done, total):
+            if name == "strong" and done == 7:
+                raise KeyboardInterrupt
+
+        return on_row
+
+    with pytest.raises(KeyboardInterrupt):
+        iqa.compare(methods["ref"], folders, output=tmp_path / "o", progress=stop_in_strong, **kw)
+    assert len(rows_of(tmp_path / "o" / "scores" / "mild.csv")) == N and not (tmp_path / "o" / "summary.json").exists()
+    scored = {"mild": 0, "strong": 0}
+
+    def count(name, total):
+        return lambda done, total: scored.__setitem__(name, done)
+
+    resumed = iqa.compare(methods["ref"], folders, output=tmp_path / "o", resume=True, progress=count, **kw)
+    assert scored["mild"] == 0 and 0 < scored["strong"] < N  # the kept rows are not scored again
+    fresh = iqa.compare(methods["ref"], folders, output=tmp_path / "fresh", **kw)
+    assert resumed.summary == fresh.summary and resumed.paired == fresh.paired
+    assert rows_of(tmp_path / "o" / "scores" / "strong.csv") == rows_of(tmp_path / "fresh" / "scores" / "strong.csv")
