@@ -269,3 +269,19 @@ def test_interrupted_comparison_resumes_to_the_same_result(methods, tmp_path):
     fresh = iqa.compare(methods["ref"], folders, output=tmp_path / "fresh", **kw)
     assert resumed.summary == fresh.summary and resumed.paired == fresh.paired
     assert rows_of(tmp_path / "o" / "scores" / "strong.csv") == rows_of(tmp_path / "fresh" / "scores" / "strong.csv")
+
+
+def test_compare_takes_every_scoring_option_of_iqa_score():
+    import click
+
+    from iqa.cli.compare_cmd import compare_cmd
+    from iqa.cli.score_cmd import score_cmd, scoring_params
+
+    def flags(cmd_params):
+        return [f for p in cmd_params if isinstance(p, click.Option) for f in (*p.opts, *p.secondary_opts)]
+
+    mine = flags(compare_cmd.params)
+    assert len(mine) == len(set(mine)), sorted(f for f in mine if mine.count(f) > 1)
+    shared = flags(scoring_params())
+    assert set(shared) <= set(mine) and set(shared) <= set(flags(score_cmd.params))
+    assert {"--ssim-win-size", "--lpips-net", "--crop-border", "--data-range", "--weights", "--resume"} <= set(shared)
