@@ -133,6 +133,9 @@ def _params() -> list[click.Parameter]:
                      help="Bootstrap interval: bias-corrected and accelerated, or percentile."),
         click.Option(["--format", "fmt"], type=click.Choice(["text", "json"]), default="text", show_default=True,
                      help="stdout: a table, or summary.json's object."),
+        click.Option(["--report", "report_dir"], type=click.Path(file_okay=False), default=None, metavar="DIR",
+                     help="Also write the HTML report (iqa report) into DIR; an earlier report there is "
+                     "replaced with --overwrite or --resume."),
         *shared[1:],
     ]
 
@@ -153,6 +156,31 @@ def finish(comparison: Any, kw: dict[str, Any]) -> None:
         click.echo(json.dumps(comparison.to_dict(), indent=2, allow_nan=False))
     else:
         click.echo(comparison.format_table())
+    if kw["report_dir"] is not None:
+        from iqa.compare.report import report
+
+        from .sets_cmd import _warnings_to_stderr
+
+        with _warnings_to_stderr():
+            index = report(comparison, kw["report_dir"], overwrite=kw["overwrite"] or kw["resume"],
+                           output_option="report")
+        click.echo(f"{_PROG}: report: {index}", err=True)
+
+
+def _check_report(kw: dict[str, Any]) -> None:
+    """Before any scoring: ``--report`` needs matplotlib and a folder it may write."""
+    if kw["report_dir"] is None:
+        return
+    from pathlib import Path
+
+    from iqa.compare.report import check_output
+    from iqa.compare.report_figures import require_matplotlib
+
+    from .options import cli_namer
+
+    click.get_current_context().ensure_object(dict).setdefault("namer", cli_namer())
+    require_matplotlib()
+    check_output(Path(kw["report_dir"]), kw["overwrite"] or kw["resume"], "report")
 
 
 def _compare(**kw: Any) -> None:
@@ -182,6 +210,7 @@ def _compare(**kw: Any) -> None:
         if kw["resume"] and kw["overwrite"]:
             raise click.UsageError("--resume and --overwrite exclude each other")
         options = {"metrics": kw["metrics"] or None, "resume": kw["resume"], "overwrite": kw["overwrite"]}
+    _check_report(kw)
 
     from iqa.compare.run import compare
     from iqa.errors import IQAWarning

@@ -82,11 +82,12 @@ def render_heatmap(
     reverse: bool = False,
     min_size: int = 256,
 ) -> Path:
-    """Write ``values`` (a 2-D map) as a PNG heat map with a labelled colour bar.
+    """Write ``values`` (a 2-D map) as a heat map with a labelled colour bar: PNG, or JPEG
+    (quality 92, no chroma subsampling) when ``path`` ends in ``.jpg`` or ``.jpeg``.
 
     Args:
         values: the map, ``H×W`` (NumPy array or anything ``np.asarray`` accepts).
-        path: the PNG to write.
+        path: the picture to write.
         vmin, vmax: the ends of the colour scale (default: the map's finite min and max).
         title: a line of text above the map (e.g. the metric and its settings).
         reverse: put the bright end at ``vmin`` (for similarity maps such as SSIM, so that
@@ -151,5 +152,8 @@ def render_heatmap(
     out = Path(path)
     # Written beside ``out`` and renamed over it when complete: a failure leaves no half map.
     with atomic_open(out, "wb", what="map") as fh:
-        canvas.save(fh, format="PNG")
+        if out.suffix.lower() in (".jpg", ".jpeg"):
+            canvas.save(fh, format="JPEG", quality=92, subsampling=0)
+        else:
+            canvas.save(fh, format="PNG")
     return out

@@ -41,13 +41,17 @@ def squeeze_weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def comparison(tmp_path_factory) -> Path:
-    """A comparison folder laid out as ``iqa compare`` writes it: 60 small images (five with
-    names that HTML and URLs take for syntax), three methods, PSNR and SSIM."""
-    from report_outdir import HOSTILE_NAMES, make_images, write_outdir
+    """``iqa compare``'s output folder for 60 small images (five with names that HTML and
+    URLs take for syntax), three methods, PSNR and SSIM."""
+    import iqa
+    from report_outdir import HOSTILE_NAMES, make_images
 
     root = tmp_path_factory.mktemp("comparison")
     f = make_images(root / "images", 60, names=list(HOSTILE_NAMES))
-    return write_outdir(root / "out", f["reference"], {m: f[m] for m in ("good", "bad", "same")})
+    out = root / "out"
+    iqa.compare(f["reference"], {m: f[m] for m in ("good", "bad", "same")}, output=out, metrics=["psnr", "ssim"],
+                n_resamples=1000)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -246,11 +246,12 @@ def test_without_matplotlib_one_line(outdir, tmp_path):
 def test_lpips_maps_with_local_weights_only(squeeze_weights, tmp_path):
     """LPIPS maps are drawn with the backbone file that scored LPIPS (never a download);
     when that file is gone, the page says so instead."""
-    from report_outdir import make_images, write_outdir
+    from report_outdir import make_images
 
     f = make_images(tmp_path / "images", 4)
-    out = write_outdir(tmp_path / "out", f["reference"], {"good": f["good"], "bad": f["bad"]}, metrics=("lpips",),
-                       lpips_net="squeeze", weights=str(squeeze_weights))
+    out = tmp_path / "out"
+    iqa.compare(f["reference"], {"good": f["good"], "bad": f["bad"]}, output=out, metrics=["lpips"], n_resamples=100,
+                lpips_net="squeeze", weights=str(squeeze_weights))
     data = page_data(iqa.report(out, tmp_path / "r1", gallery_size=1))
     tiles = data["galleries"]["worst"][0]["items"][0]["tiles"]
     assert [t["label"] for t in tiles] == ["reference", "good", "ssim map · good", "lpips map · good"]
@@ -267,3 +268,25 @@ def test_lpips_maps_with_local_weights_only(squeeze_weights, tmp_path):
     tiles = data["galleries"]["worst"][0]["items"][0]["tiles"]
     assert [t["label"] for t in tiles] == ["reference", "good", "ssim map · good"]
     assert data["lpips_note"].startswith("LPIPS maps are not drawn: the backbone file used for scoring")
+
+
+def test_compare_with_report(tmp_path):
+    """iqa compare --report writes the comparison and its report in one go; an existing
+    report folder is refused before anything is scored."""
+    from report_outdir import make_images
+
+    f = make_images(tmp_path / "images", 4)
+    args = ["compare", str(f["reference"]), f"good={f['good']}", f"bad={f['bad']}", "-m", "psnr", "--n-resamples",
+            "100", "-o", str(tmp_path / "out"), "--report", str(tmp_path / "rep")]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert f"iqa compare: report: {tmp_path / 'rep' / 'index.html'}" in res.stderr
+    data = page_data(tmp_path / "rep" / "index.html")
+    rows = {r["reference"]: r for r in read_csv(tmp_path / "out" / "scores" / "bad.csv")}
+    bad = next(tm for tm in data["table"]["methods"] if tm["name"] == "bad")
+    assert [as_float(v) for v in bad["values"]["psnr"]] == [float(rows[k]["psnr"]) for k in data["table"]["keys"]]
+    assert data["provenance"]["command"][:2] == ["iqa", "compare"]
+    shutil.rmtree(tmp_path / "out")
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 1 and res.stderr.strip().endswith("rep: already exists; pass --overwrite to replace it")
+    assert not (tmp_path / "out").exists()

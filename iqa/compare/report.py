@@ -31,15 +31,19 @@ from typing import Any
 from iqa.compare.report_data import Results, differing, json_value, load_results, worst
 from iqa.errors import IQAError, IQAWarning, OptionError
 
-__all__ = ["report"]
+__all__ = ["check_output", "report"]
 
 #: The marker written into every report's index.html: only such a folder is replaced.
 GENERATOR = "iqa report"
 
 _ASSETS = ("report.css", "report.js", "missing.svg")
 _PLACEHOLDER_RE = re.compile(r"<!--IQA:([A-Z]+)-->")
-_OPTIONS = {"overwrite": ("overwrite", True), "output": "output", "gallery_size": "gallery_size",
-            "thumbnail_size": "thumbnail_size"}
+
+
+def _options(option: str) -> dict[str, Any]:
+    """How errors name the options: the destination as ``option`` (``output``, or
+    ``report`` in ``iqa compare``) and ``overwrite``."""
+    return {"overwrite": ("overwrite", True), "output": option}
 _MISSING_LISTED = 20
 
 
@@ -52,6 +56,7 @@ def report(
     thumbnail_size: int = 256,
     title: str | None = None,
     lpips_maps: bool = True,
+    output_option: str = "output",
 ) -> Path:
     """Write an HTML report of ``results`` into the folder ``output``.
 
@@ -68,6 +73,7 @@ def report(
         title: the page's title (default: the results' folder or file name).
         lpips_maps: draw LPIPS heat maps in the galleries when LPIPS was scored and its
             weights are on this machine (the report never downloads).
+        output_option: how errors name ``output`` (``iqa compare`` passes ``"report"``).
 
     Returns:
         The path of the report's ``index.html``.
@@ -94,7 +100,7 @@ def report(
         raise IQAError("this comparison has not been saved: call its save(outdir) first, then report on outdir")
     data = load_results(source)
     out = Path(output)
-    _check_output(out, overwrite)
+    check_output(out, overwrite, output_option)
     started = time.perf_counter()
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     if tmp.exists():
@@ -106,7 +112,7 @@ def report(
     except OSError as exc:
         raise IQAError(
             f"{out}: cannot write the report ({exc.strerror or exc}); choose a writable {{output}}",
-            options=_OPTIONS,
+            options=_options(output_option),
         ) from None
     finally:
         if tmp.exists():
@@ -133,17 +139,24 @@ def is_report(folder: Path) -> bool:
     return f'<meta name="generator" content="{GENERATOR}' in head
 
 
-def _check_output(out: Path, overwrite: bool) -> None:
+def check_output(out: Path, overwrite: bool, option: str = "output") -> None:
+    """Refuse a destination that exists (without ``overwrite``, or that is not a report),
+    before any work; create its parent folder.
+
+    Raises:
+        IQAError: naming the folder and the option that would allow it.
+    """
+    names = _options(option)
     if out.exists() and not out.is_dir():
-        raise IQAError(f"{out}: is a file; the report is a folder: choose another {{output}}", options=_OPTIONS)
+        raise IQAError(f"{out}: is a file; the report is a folder: choose another {{output}}", options=names)
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise IQAError(f"{out}: already exists; pass {{overwrite}} to replace it", options=_OPTIONS)
+            raise IQAError(f"{out}: already exists; pass {{overwrite}} to replace it", options=names)
         if not is_report(out):
             raise IQAError(
                 f"{out}: not empty and not a report written by iqa report, so it is not replaced; choose "
                 "a new or empty {output}",
-                options=_OPTIONS,
+                options=names,
             )
     parent = out.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)

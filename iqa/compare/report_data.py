@@ -238,6 +238,10 @@ def _load_compare(folder: Path, summary_file: Path) -> Results:
     methods = []
     default_ref = _root(doc.get("reference"))
     for entry in entries:
+        differ = entry.get("settings_differ") or []
+        if differ:
+            warnings.append(f"method {entry['name']} was scored with other settings ({', '.join(map(str, differ))}); "
+                            "its numbers are not comparable with the others'")
         scores = Path(str(entry.get("scores", "")))
         if not scores.is_absolute():
             scores = folder / scores

@@ -256,7 +256,9 @@ class Pictures:
             plane = plane[:, :, None]  # a gray image's map: one channel
         # The registry's view draws it as `iqa score --maps` does (range, direction, title).
         plane, style = spec.load_map_view()([plane], 0, options)
-        full = f"maps/{spec.key}-{ident}.png"
+        # The full-size map with its colour bar as a JPEG: a PNG of a noisy map is about as
+        # large as the image it describes, several times the JPEG, and slower to write.
+        full = f"maps/{spec.key}-{ident}.jpg"
         render_heatmap(plane, self.folder / full, **style)
         h, w = plane.shape
         rgb = colorize(plane, style.get("vmin", float(np.nanmin(plane))), style.get("vmax", float(np.nanmax(plane))),
