@@ -61,9 +61,10 @@ class Linker:
 
 
 def image_paths(method: Method, row: dict[str, Any]) -> tuple[Path | None, Path | None]:
-    """The reference and distorted files of one row (``None`` when the root is unknown)."""
-    ref = method.reference_root / row["reference"] if method.reference_root is not None else None
-    dist = method.distorted_root / row["distorted"] if method.distorted_root is not None else None
+    """The reference and distorted files of one row (``None`` when the root is unknown, or
+    for no file: a reference without a distorted partner has an empty ``distorted``)."""
+    ref = method.reference_root / row["reference"] if method.reference_root is not None and row["reference"] else None
+    dist = method.distorted_root / row["distorted"] if method.distorted_root is not None and row["distorted"] else None
     return ref, dist
 
 
