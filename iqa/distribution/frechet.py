@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from iqa.distribution.statistics import FIDStatistics, check_compatible
 from iqa.errors import IQAError, IQAWarning, ShapeError
+from iqa.io import is_tensor
 from iqa.options import check_choice
 
-__all__ = ["ROUTES", "distance", "frechet_distance"]
+__all__ = ["ROUTES", "distance", "fd_features", "frechet_distance"]
 
 #: Routes for the matrix square root term of the Fréchet distance.
 ROUTES = ("sqrtm", "eigh")
@@ -115,6 +116,39 @@ def frechet_distance(
             covmean = covmean.real
         tr_covmean = float(np.trace(covmean))
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def fd_features(features1: Any, features2: Any, *, route: str = "sqrtm") -> float:
+    """Fréchet distance between two feature arrays (any extractor's): the Gaussians' means
+    and unbiased (n − 1) covariances in float64, then :func:`frechet_distance`.
+
+    Args:
+        features1, features2: ``N1×d`` and ``N2×d`` arrays or tensors.
+        route: ``"sqrtm"`` or ``"eigh"`` (see :func:`frechet_distance`).
+
+    Returns:
+        The distance as a Python float (FID when the features are Inception pool3's,
+        FD-DINOv2 when they are DINOv2 ViT-L/14's CLS tokens).
+
+    Raises:
+        ShapeError: not two-dimensional, different dimensions, or fewer than 2 rows.
+
+    Example:
+        >>> round(fd_features(np.eye(3), np.eye(3)), 9)
+        0.0
+
+    Matches: ``pytorch_fid.fid_score.calculate_frechet_distance`` on ``np.mean(f, 0)`` and
+    ``np.cov(f, rowvar=False)`` (dgm-eval's ``fd.py`` computes the same).
+    """
+    stats = []
+    for name, f in (("features1", features1), ("features2", features2)):
+        a = np.asarray(f.detach().cpu().numpy() if is_tensor(f) else f, np.float64)
+        if a.ndim != 2 or a.shape[0] < 2:
+            raise ShapeError(f"{name}: expected features N×d with N ≥ 2, got shape {a.shape}")
+        stats.append((a.mean(0), np.cov(a, rowvar=False).reshape(a.shape[1], a.shape[1])))
+    if stats[0][0].shape != stats[1][0].shape:
+        raise ShapeError(f"feature dimensions differ: {stats[0][0].size} and {stats[1][0].size}")
+    return frechet_distance(stats[0][0], stats[0][1], stats[1][0], stats[1][1], route=route)
 
 
 def _warn_if_singular(stats: Sequence[FIDStatistics]) -> None:

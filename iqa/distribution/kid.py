@@ -12,7 +12,7 @@ from iqa.errors import IQAWarning, ShapeError
 from iqa.io import is_tensor
 from iqa.options import check_integer
 
-__all__ = ["KIDResult", "kernel_distance"]
+__all__ = ["KIDResult", "kernel_distance", "kid_features"]
 
 
 
@@ -85,3 +85,8 @@ def kernel_distance(
             - 2 * kxy.sum() / (m * m)
         )
     return KIDResult(float(values.mean()), float(values.std()), subsets, m, seed, notes)
+
+
+#: KID on feature arrays of any extractor (the name beside :func:`~iqa.distribution.frechet.fd_features`
+#: and :func:`~iqa.distribution.prdc.prdc_features`).
+kid_features = kernel_distance
