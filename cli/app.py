@@ -28,6 +28,7 @@ _COMMANDS = {
     "fid": ("sets_cmd", "fid_cmd"),
     "kid": ("sets_cmd", "kid_cmd"),
     "stats": ("sets_cmd", "stats_cmd"),
+    "evaluate": ("sets_cmd", "evaluate_cmd"),
     "metrics": ("metrics_cmd", "metrics_cmd"),
     "report": ("report_cmd", "report_cmd"),
     "weights": ("weights_cmd", "weights_cmd"),

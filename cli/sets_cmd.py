@@ -1,4 +1,4 @@
-"""``iqa fid``, ``iqa kid`` and ``iqa stats``: the set metrics over folders.
+"""``iqa fid``, ``iqa kid``, ``iqa evaluate`` and ``iqa stats``: the set metrics over folders.
 
 Each input is a folder (recursive, sorted), a ``.txt`` list of image files (one a line,
 relative to the list's folder) or an ``.npz`` of statistics. The value goes to
@@ -19,7 +19,7 @@ import click
 
 from iqa import __version__
 from iqa.options import ALPHA_POLICIES, ImageOptions
-from iqa.set_metrics import FIDOptions, KIDOptions, FeatureOptions
+from iqa.set_metrics import FDOptions, FIDOptions, KIDOptions, FeatureOptions, PRDCOptions
 
 from .options import (
     alias,
@@ -50,7 +50,7 @@ def _params(cls: Any, *, sources: int) -> list[click.Parameter]:
     for f in cls.cli_fields():
         opt = field_option(f)
         if f.name == "dims" and sources > 1:
-            opt.help = f"{f.metadata['help']} [default: an .npz input's dimension, else {f.default}]"
+            opt.help = f"{f.metadata['help']} [default: an .npz input's dimension, else the extractor's]"
         params.append(opt)
     runtime_options(params, batch_size=50, pairs=False)
     workers_option(params, "decode images (and resize them in clean mode)")
@@ -245,9 +245,9 @@ def _stats(**kw: Any) -> None:
         stats = _statistics(ext, kw["source"], kw, keep_features=kw["keep_features"])
     skipped = _report_skipped([stats])
     if _is_main_rank():
-        path = stats.save(kw["output"])
+        path = stats.save(kw["output"], feature_dtype=kw["feature_dtype"])
         click.echo(
-            f"iqa stats: wrote {path} ({stats.n} images, {stats.dims}-d, mode {stats.mode}"
+            f"iqa stats: wrote {path} ({stats.n} images, {stats.extractor} {stats.dims}-d, mode {stats.mode}"
             f"{', with features' if kw['keep_features'] else ''})",
             err=True,
         )
@@ -275,12 +275,112 @@ _stats_extra: list[click.Parameter] = [
                  help="The .npz file to write (readable by pytorch-fid: keys mu and sigma); a new file."),
     click.Option(["--overwrite"], is_flag=True, help="Replace an existing output file (once the new one is complete)."),
     click.Option(["--keep-features"], is_flag=True,
-                 help="Also store the features (key feats, as clean-fid) so that KID can use the file."),
+                 help="Also store the features (key feats, as clean-fid) so that KID and PRDC can use the file."),
+    click.Option(["--feature-dtype", "feature_dtype"], type=click.Choice(["float32", "float16"]), default="float32",
+                 show_default=True, help="How --keep-features stores them (float16 halves the file; the moments "
+                 "stay float64)."),
 ]
 alias(_stats_extra, "--features", "alias_features", is_flag=True)
 
 stats_cmd = _command(
     "stats", FeatureOptions, 1, _stats_extra, _stats,
-    "Inception feature statistics of a folder (or .txt file list), saved as .npz for later "
-    "`iqa fid`/`iqa kid`.",
+    "Feature statistics of a folder (or .txt file list) in any --extractor's space, saved as .npz "
+    "for later `iqa fid`/`kid`/`evaluate`.",
+)
+
+
+def _evaluate(**kw: Any) -> None:
+    from iqa.errors import OptionError
+    from iqa.evaluate import evaluate
+    from iqa.runtime import check_device
+
+    namer = cli_namer()
+    click.get_current_context().ensure_object(dict)["namer"] = namer
+    sources = (kw["real"], kw["generated"])
+    options = {}
+    for cls in (PRDCOptions, KIDOptions, FDOptions):
+        for f in cls.fields():
+            if kw.get(f.name) is not None and f.name not in options:
+                choices = f.metadata.get("choices")
+                value = kw[f.name]
+                options[f.name] = {str(c): c for c in choices}.get(value, value) if choices else value
+    if isinstance(options.get("dims"), str) and options["dims"].isdigit():
+        options["dims"] = int(options["dims"])
+    bars: list = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars or bars[-1][1] != total or done == 1:
+            if bars:
+                bars[-1][0].close()
+            bars.append((progress_bar(None, "img", "images", kw["progress"]), total))
+        bars[-1][0](done, total)
+
+    try:
+        check_device(kw["device"])
+        with _warnings_to_stderr():
+            result = evaluate(
+                *sources, metrics=kw["metrics"], weights=parse_weights(kw["weights"]), device=kw["device"],
+                batch_size=kw["batch_size"], workers=default_workers() if kw["workers"] is None else kw["workers"],
+                data_range=kw["data_range"], alpha=kw["alpha"], strict=kw["strict"],
+                allow_mismatch=kw["allow_mismatch"], progress=progress, **options,
+            )
+    except OptionError as exc:
+        raise click.UsageError(exc.render(namer)) from None
+    finally:
+        for bar, _ in bars:
+            bar.close()
+    skipped = _report_skipped(list(result.statistics[0]))  # every space read the same files
+    if _is_main_rank():
+        if kw["fmt"] == "text":
+            for name, value in result.as_dict().items():
+                if name != "provenance":
+                    click.echo(f"{name}\t{value!r}")
+        else:
+            doc = {k: (json_number(v) if k != "provenance" else v) for k, v in result.as_dict().items()}
+            doc["inputs"] = list(sources)
+            click.echo(json.dumps(doc, indent=2, allow_nan=False))
+    _finish(skipped)
+
+
+def _evaluate_params() -> list[click.Parameter]:
+    params: list[click.Parameter] = [
+        click.Argument(["real"], type=click.Path(exists=True)),
+        click.Argument(["generated"], type=click.Path(exists=True)),
+        click.Option(["-m", "--metrics", "metrics"], default="fid,fd-dinov2,kid,precision,recall,density,coverage",
+                     show_default=True, help="Comma-separated: fid, fd, fd-dinov2, kid, precision, recall, density, "
+                     "coverage. Each image is decoded once and each network runs once."),
+    ]
+    seen = set()
+    for cls in (PRDCOptions, KIDOptions, FDOptions):
+        for f in cls.cli_fields():
+            if f.name not in seen:
+                seen.add(f.name)
+                opt = field_option(f)
+                if f.name == "extractor":
+                    opt.help = ("Feature space of fd, kid, precision, recall, density and coverage (fid is "
+                                "always inception's, fd-dinov2 dinov2-vitl14's).  [default: dinov2-vitl14]")
+                params.append(opt)
+    runtime_options(params, batch_size=50, pairs=False)
+    workers_option(params, "decode and resize images")
+    image = {f.name: f for f in ImageOptions.fields()}
+    params.append(field_option(image["data_range"]))
+    params.append(click.Option(["--alpha", "alpha"], type=click.Choice([p for p in ALPHA_POLICIES if p != "keep"]),
+                               default=image["alpha"].default, show_default=True,
+                               help="Alpha channel: refuse transparency, or drop the channel."))
+    params.append(click.Option(["--strict"], is_flag=True, help="Stop at the first unreadable image instead of skipping it."))
+    params.append(click.Option(["--progress/--no-progress"], default=None,
+                               help="Progress bar on stderr [default: when stderr is a terminal]."))
+    params.append(_ALLOW)
+    params.append(_format_option("text: one 'metric<TAB>value' line each; json: one object, a key per metric and "
+                                 "the provenance (extractors, modes, weights SHA-256, images per set, versions)."))
+    return params
+
+
+evaluate_cmd = click.Command(
+    "evaluate", params=_evaluate_params(), callback=_evaluate,
+    short_help="FID, FD-DINOv2, KID, precision, recall, density, coverage in one pass.",
+    help="Evaluate a GENERATED image set against a REAL one: FID, FD-DINOv2, KID, precision, recall, "
+    "density and coverage in one pass.\n\nEach input is a folder, a .txt file list or an .npz from "
+    "`iqa stats` (one feature space per file; --keep-features for kid and PRDC). Files made with "
+    "another extractor or mode are refused.",
 )

@@ -30,13 +30,20 @@ def _names(names: tuple[str, ...]) -> list[str]:
 
 @weights_cmd.command("list")
 def list_cmd() -> None:
-    """Name, status (present/missing, not hashed) and path of every registered file."""
-    from iqa.weights import REGISTRY, status
+    """Name, status (present/missing, not hashed), path, digest and licence of every file.
 
-    for name in REGISTRY:
+    The digest column is 'pinned' (published, checked on every load) or 'unpinned' (none is
+    published: the first download's SHA-256 is recorded and later loads are checked
+    against it; shown once recorded).
+    """
+    from iqa.weights import REGISTRY, recorded_sha256, status
+
+    for name, entry in REGISTRY.items():
         st = status(name)
         where = f" ({st.source})" if st.source == "torch-hub" else ""
-        click.echo(f"{name}\t{st.state}{where}\t{st.path}")
+        recorded = None if entry.pinned else recorded_sha256(name)
+        pin = "pinned" if entry.pinned else f"unpinned{f' (recorded {recorded})' if recorded else ''}"
+        click.echo(f"{name}\t{st.state}{where}\t{st.path}\t{pin}\t{entry.licence}")
 
 
 @weights_cmd.command("download")

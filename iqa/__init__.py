@@ -1,6 +1,7 @@
 """iqa: image quality metrics that match the reference implementations.
 
-PSNR, SSIM, MS-SSIM, LPIPS, FID and KID behind one image layer. ``import iqa`` is light:
+PSNR, SSIM, MS-SSIM, LPIPS, FID, KID, FD-DINOv2, precision/recall/density/coverage behind
+one image layer. ``import iqa`` is light:
 metrics, torch and scipy load on first use (PEP 562).
 
 Example:
@@ -21,6 +22,9 @@ _EXPORTS = {
     "Comparison": "iqa.compare.run",
     "Conventions": "iqa.options",
     "DISTSOptions": "iqa.metrics.dists",
+    "EvaluationResult": "iqa.evaluate",
+    "FDDINOv2Options": "iqa.set_metrics",
+    "FDOptions": "iqa.set_metrics",
     "FIDOptions": "iqa.set_metrics",
     "FIDStatistics": "iqa.distribution.statistics",
     "FSIMOptions": "iqa.metrics.fsim",
@@ -38,6 +42,7 @@ _EXPORTS = {
     "MSGMSDOptions": "iqa.metrics.ms_gmsd",
     "MSSSIMOptions": "iqa.metrics.ms_ssim",
     "OptionError": "iqa.errors",
+    "PRDCOptions": "iqa.set_metrics",
     "PRDCResult": "iqa.distribution.prdc",
     "PSNROptions": "iqa.metrics.psnr",
     "PairScore": "iqa.scoring",
@@ -51,6 +56,9 @@ _EXPORTS = {
     "compare": "iqa.compare.run",
     "compute_statistics": "iqa.set_metrics",
     "dists": "iqa.metrics.dists",
+    "evaluate": "iqa.evaluate",
+    "fd": "iqa.set_metrics",
+    "fd_dinov2": "iqa.set_metrics",
     "fd_features": "iqa.distribution.frechet",
     "fid": "iqa.set_metrics",
     "frechet_distance": "iqa.distribution.frechet",
@@ -65,6 +73,7 @@ _EXPORTS = {
     "ms_gmsd": "iqa.metrics.ms_gmsd",
     "ms_ssim": "iqa.metrics.ms_ssim",
     "pair_folders": "iqa.scoring",
+    "prdc": "iqa.set_metrics",
     "prdc_features": "iqa.distribution.prdc",
     "psnr": "iqa.metrics.psnr",
     "read_image": "iqa.decode",

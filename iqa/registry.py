@@ -11,7 +11,8 @@ settings, ``iqa metrics`` and the README's table.
 
 Kinds:
     ``pair``: one value per reference/distorted image pair (PSNR, SSIM, LPIPS...).
-    ``two-set``: one value per pair of image sets (FID, KID).
+    ``two-set``: one value per pair of image sets (FID, KID, FD, FD-DINOv2, precision,
+    recall, density, coverage; ``iqa evaluate`` computes several in one pass).
     ``one-set``: one value per image set.
 
 Adding a metric: write its module (an options class deriving from :class:`iqa.options.Options`,
@@ -329,6 +330,58 @@ METRICS: dict[str, MetricSpec] = {
             options="KIDOptions",
             function="kid",
             networks=True,
+        ),
+        MetricSpec(
+            name="fd",
+            kind="two-set",
+            summary="Fréchet distance in any feature space (--extractor; default DINOv2 ViT-L/14).",
+            higher_is_better=False,
+            value_range=(0.0, math.inf),
+            matches="pytorch-fid's Fréchet function and dgm-eval's fd.py on the same features",
+            reference="Heusel et al., NeurIPS 2017; Stein et al., NeurIPS 2023",
+            module="iqa.set_metrics",
+            options="FDOptions",
+            function="fd",
+            networks=True,
+        ),
+        MetricSpec(
+            name="fd-dinov2",
+            kind="two-set",
+            summary="FD-DINOv2: Fréchet distance on DINOv2 ViT-L/14 CLS features, dgm-eval mode.",
+            higher_is_better=False,
+            value_range=(0.0, math.inf),
+            matches="dgm-eval --model dinov2 (vitl14) FD; EDM2's FD-DINOv2 (resize_mode pil)",
+            reference="Stein et al., NeurIPS 2023",
+            module="iqa.set_metrics",
+            options="FDDINOv2Options",
+            function="fd_dinov2",
+            networks=True,
+        ),
+        *(
+            MetricSpec(
+                name=name,
+                kind="two-set",
+                summary=summary,
+                higher_is_better=True,
+                value_range=(0.0, math.inf if name == "density" else 1.0),
+                matches="prdc 0.2 compute_prdc (dgm-eval's copy); with nearest_k 3 and <=, "
+                "torch-fidelity's precision/recall",
+                reference=reference,
+                module="iqa.set_metrics",
+                options="PRDCOptions",
+                function="prdc",
+                networks=True,
+            )
+            for name, summary, reference in (
+                ("precision", "Fraction of generated images inside the real set's k-NN balls (fidelity).",
+                 "Kynkäänniemi et al., NeurIPS 2019"),
+                ("recall", "Fraction of real images inside the generated set's k-NN balls (diversity).",
+                 "Kynkäänniemi et al., NeurIPS 2019"),
+                ("density", "Mean count of real k-NN balls holding each generated image, over k (~1 for "
+                 "matching sets).", "Naeem et al., ICML 2020"),
+                ("coverage", "Fraction of real images whose k-NN ball holds a generated image.",
+                 "Naeem et al., ICML 2020"),
+            )
         ),
     )
 }

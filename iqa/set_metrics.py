@@ -19,11 +19,30 @@ from iqa.distribution.frechet import ROUTES, distance
 from iqa.distribution.kid import KIDResult, kernel_distance
 from iqa.distribution.statistics import FIDStatistics, check_compatible
 from iqa.features import EXTRACTORS
+from iqa.errors import OptionError
 from iqa.options import Options, check_choice, check_integer, option
 
-__all__ = ["FIDOptions", "FeatureOptions", "KIDOptions", "compute_statistics", "fid", "kid", "kid_of", "make_extractor"]
+__all__ = [
+    "FDDINOv2Options",
+    "FDOptions",
+    "FIDOptions",
+    "FeatureOptions",
+    "KIDOptions",
+    "PRDCOptions",
+    "compute_statistics",
+    "fd",
+    "fd_dinov2",
+    "fid",
+    "kid",
+    "kid_of",
+    "make_extractor",
+    "prdc",
+    "prdc_of",
+]
 
 _INCEPTION = EXTRACTORS["inception"]
+_ALL_DIMS = tuple(sorted({d for e in EXTRACTORS.values() for d in e.dims}))
+_ALL_MODES = tuple(dict.fromkeys(m for e in EXTRACTORS.values() for m in e.modes))
 _FAST_HELP = (
     "Channels-last with batch norm folded into the convolutions: a further ~1.3x on CPUs; "
     "features differ from pytorch-fid's by float32 round-off (up to ~1.5e-5 of the largest) "
@@ -38,10 +57,13 @@ class FeatureOptions(Options):
 
     extractor: str = option("inception", "Feature space: " + "; ".join(f"{n}: {e.summary}" for n, e in EXTRACTORS.items()),
                             choices=tuple(EXTRACTORS))
-    dims: int = option(_INCEPTION.default_dims, "Feature dimension: 2048 is pool3 (FID's); 64/192/768 are earlier blocks.",
-                       choices=_INCEPTION.dims)
-    mode: str = option("pytorch-fid", "Preprocessing: pytorch-fid (bilinear, 2x-1), clean (clean-fid's PIL "
-                       "bicubic) or tf (TF1 bilinear, torch-fidelity's).", choices=_INCEPTION.modes)
+    dims: int | None = option(None, "Feature dimension [default: the extractor's]: inception 2048 is pool3 (FID's), "
+                              "64/192/768 are earlier blocks; a DINOv2 has only its width.",
+                              choices=_ALL_DIMS)
+    mode: str | None = option(None, "Preprocessing [default: the extractor's first]: inception: pytorch-fid "
+                              "(bilinear, 2x-1), clean (clean-fid's PIL bicubic), tf (TF1 bilinear, "
+                              "torch-fidelity's); dinov2-*: dgm-eval (PIL bicubic), tf (torch-fidelity's), "
+                              "edm2 (torch bicubic, antialiased).", choices=_ALL_MODES)
     fast: bool = option(False, _FAST_HELP)
 
     def weights_names(self) -> tuple[str, ...]:
@@ -49,11 +71,19 @@ class FeatureOptions(Options):
 
     def validate(self) -> None:
         check_choice(self.metric, "extractor", self.extractor, EXTRACTORS)
+        spec = EXTRACTORS[self.extractor]
         if isinstance(self.dims, str) and self.dims.isdigit():
             self._set("dims", int(self.dims))
-        check_choice(self.metric, "dims", self.dims, _INCEPTION.dims)
-        check_choice(self.metric, "mode", self.mode, _INCEPTION.modes)
+        if self.dims is None:
+            self._set("dims", spec.default_dims)
+        if self.mode is None:
+            self._set("mode", spec.modes[0])
+        check_choice(self.metric, "dims", self.dims, spec.dims)
+        check_choice(self.metric, "mode", self.mode, spec.modes)
         self._set("fast", bool(self.fast))
+        if self.fast and self.extractor != "inception":
+            raise OptionError(f"{{fast}} applies to the inception extractor only, not {self.extractor}",
+                              options={"fast": "fast"}, metric=self.metric)
 
 
 @dataclass(frozen=True)
@@ -90,6 +120,61 @@ class KIDOptions(FeatureOptions):
         return {"kernel": "polynomial (x.y/d + 1)^3"}
 
 
+_EXTRACTOR_HELP = "Feature space: " + ", ".join(EXTRACTORS) + " (see `iqa fid --help`)."
+
+
+@dataclass(frozen=True)
+class FDOptions(FeatureOptions):
+    """The Fréchet distance on any feature space (FID is ``fd`` on ``inception``)."""
+
+    metric = "fd"
+
+    extractor: str = option("dinov2-vitl14", _EXTRACTOR_HELP, choices=tuple(EXTRACTORS))
+    route: str = option("sqrtm", "Matrix square root: scipy sqrtm (pytorch-fid's) or symmetric "
+                        "eigendecompositions (faster).", choices=ROUTES)
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice(self.metric, "route", self.route, ROUTES)
+
+
+@dataclass(frozen=True)
+class FDDINOv2Options(Options):
+    """FD-DINOv2: the Fréchet distance on DINOv2 ViT-L/14 CLS features, dgm-eval's protocol."""
+
+    metric = "fd_dinov2"
+
+    route: str = option("sqrtm", "Matrix square root: scipy sqrtm (pytorch-fid's) or symmetric "
+                        "eigendecompositions (faster).", choices=ROUTES)
+
+    def validate(self) -> None:
+        check_choice(self.metric, "route", self.route, ROUTES)
+
+    def constants(self) -> dict[str, Any]:
+        return {"extractor": "dinov2-vitl14", "mode": "dgm-eval"}
+
+    def feature_options(self) -> FDOptions:
+        return FDOptions(extractor="dinov2-vitl14", mode="dgm-eval", route=self.route)
+
+
+@dataclass(frozen=True)
+class PRDCOptions(FeatureOptions):
+    """Precision, recall, density and coverage (prdc 0.2's definitions)."""
+
+    metric = "prdc"
+
+    extractor: str = option("dinov2-vitl14", _EXTRACTOR_HELP, choices=tuple(EXTRACTORS))
+    nearest_k: int = option(5, "k of the k-th nearest neighbour radius (5: prdc's and dgm-eval's; 3: "
+                            "Kynkaanniemi's and torch-fidelity's, which also count ties).")
+
+    def validate(self) -> None:
+        super().validate()
+        check_integer(self.metric, "nearest_k", self.nearest_k, minimum=1)
+
+    def constants(self) -> dict[str, Any]:
+        return {"comparison": "strict (<), as prdc", "distances": "exact, float64"}
+
+
 def make_extractor(
     options: FeatureOptions,
     *,
@@ -98,14 +183,14 @@ def make_extractor(
     batch_size: int = 50,
     workers: int | None = None,
 ) -> Any:
-    """The Inception feature extractor for these options (the network loads on first use)."""
-    from iqa.features.pipeline import InceptionFeatures
+    """The feature extractor for these options (the network loads on first use)."""
+    from iqa.features.pipeline import make_features
     from iqa.runtime import weights_mapping
 
     files = weights_mapping(weights, needed=options.weights_names())
-    return InceptionFeatures(
-        dims=options.dims, mode=options.mode, weights=files.get(_INCEPTION.weights[0]), device=device,
-        batch_size=batch_size, workers=workers, fast=options.fast,
+    return make_features(
+        options.extractor, dims=options.dims, mode=options.mode, weights=files.get(options.weights_names()[0]),
+        device=device, batch_size=batch_size, workers=workers, fast=options.fast,
     )
 
 
@@ -119,12 +204,24 @@ def kid_of(s1: FIDStatistics, s2: FIDStatistics, options: KIDOptions, *, allow_m
 
 
 
+def prdc_of(real: FIDStatistics, generated: FIDStatistics, options: PRDCOptions, *, allow_mismatch: bool = False,
+            device: str | None = None) -> Any:
+    """Precision, recall, density and coverage between two statistics that kept their features."""
+    from iqa.distribution.prdc import prdc_features
+
+    check_compatible(real, generated, allow_mismatch=allow_mismatch)
+    from iqa.runtime import resolve_device
+
+    return prdc_features(real.features, generated.features, nearest_k=options.nearest_k,
+                         device=str(resolve_device(device)))
+
+
 def compute_statistics(
     source: Any,
     *,
     extractor: str = "inception",
-    dims: int = 2048,
-    mode: str = "pytorch-fid",
+    dims: int | None = None,
+    mode: str | None = None,
     weights: str | os.PathLike | None = None,
     device: str | None = None,
     batch_size: int = 50,
@@ -135,7 +232,8 @@ def compute_statistics(
     fast: bool = False,
     keep_features: bool = False,
 ) -> FIDStatistics:
-    """Inception feature statistics of a folder, file list, ``.npz``, array, tensor or DataLoader.
+    """Feature statistics (Inception by default, any ``extractor``) of a folder, file list,
+    ``.npz``, array, tensor or DataLoader.
 
     See :class:`InceptionFeatures` for the options and :class:`FIDStatistics` for the result.
 
@@ -153,8 +251,8 @@ def fid(
     source2: Any,
     *,
     extractor: str = "inception",
-    dims: int = 2048,
-    mode: str = "pytorch-fid",
+    dims: int | None = None,
+    mode: str | None = None,
     route: str = "sqrtm",
     weights: str | os.PathLike | None = None,
     device: str | None = None,
@@ -177,8 +275,10 @@ def fid(
     Args:
         source1, source2: the two image sets.
         extractor: the feature space (``iqa metrics`` lists them; ``"inception"``, FID's).
-        dims: 2048 (FID), or 768, 192, 64 (earlier blocks).
-        mode: ``"pytorch-fid"`` (default), ``"clean"`` or ``"tf"``; see :mod:`iqa.features.preprocess`.
+        dims: 2048 (FID; the default), or 768, 192, 64 (earlier blocks).
+        mode: ``"pytorch-fid"`` (the default), ``"clean"`` or ``"tf"``; for a DINOv2
+            extractor ``"dgm-eval"`` (its default), ``"tf"`` or ``"edm2"``; see
+            :mod:`iqa.features.preprocess`.
         route: ``"sqrtm"`` (pytorch-fid's) or ``"eigh"`` (faster, exact for full-rank
             covariances); see :func:`frechet_distance`.
         weights: the Inception weights file; default: pytorch-fid's, from the registry.
@@ -221,8 +321,8 @@ def kid(
     subset_size: int = 1000,
     seed: int = 2020,
     extractor: str = "inception",
-    dims: int = 2048,
-    mode: str = "pytorch-fid",
+    dims: int | None = None,
+    mode: str | None = None,
     weights: str | os.PathLike | None = None,
     device: str | None = None,
     batch_size: int = 50,
@@ -252,3 +352,100 @@ def kid(
     s2 = ext.statistics(source2, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
     r = kid_of(s1, s2, options, allow_mismatch=allow_mismatch)
     return r.mean, r.std
+
+
+def fd(
+    source1: Any,
+    source2: Any,
+    *,
+    extractor: str = "dinov2-vitl14",
+    dims: int | None = None,
+    mode: str | None = None,
+    route: str = "sqrtm",
+    weights: Any = None,
+    device: str | None = None,
+    batch_size: int = 50,
+    workers: int | None = None,
+    data_range: float | None = None,
+    alpha: str = "error",
+    strict: bool = False,
+    fast: bool = False,
+    allow_mismatch: bool = False,
+) -> float:
+    """Fréchet distance between two image sets in any feature space (default: DINOv2 ViT-L/14).
+
+    Sources and options as for :func:`fid`; ``extractor`` names the feature space and
+    ``mode`` defaults to its first (``dgm-eval`` for DINOv2). ``fd(a, b)`` is FD-DINOv2;
+    ``fd(a, b, extractor="inception")`` is FID.
+
+    Returns:
+        The distance as a Python float.
+
+    References: Stein et al., "Exposing flaws of generative model evaluation metrics", NeurIPS 2023.
+    Matches: dgm-eval's FD (its ``fd.py``) on the same features; pytorch-fid's Fréchet function.
+    """
+    options = FDOptions(extractor=extractor, dims=dims, mode=mode, route=route, fast=fast)
+    ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
+    s1 = ext.statistics(source1, data_range=data_range, alpha=alpha, strict=strict)
+    s2 = ext.statistics(source2, data_range=data_range, alpha=alpha, strict=strict)
+    return distance(s1, s2, route=options.route, allow_mismatch=allow_mismatch)
+
+
+def fd_dinov2(
+    source1: Any,
+    source2: Any,
+    *,
+    route: str = "sqrtm",
+    weights: Any = None,
+    device: str | None = None,
+    batch_size: int = 50,
+    workers: int | None = None,
+    data_range: float | None = None,
+    alpha: str = "error",
+    strict: bool = False,
+    allow_mismatch: bool = False,
+) -> float:
+    """FD-DINOv2: :func:`fd` on ``dinov2-vitl14`` features in ``dgm-eval`` mode.
+
+    References: Stein et al., NeurIPS 2023; reported beside FID by EDM2 (Karras et al., CVPR 2024).
+    Matches: dgm-eval ``--model dinov2`` (vitl14, its default preprocessing).
+    """
+    return fd(source1, source2, extractor="dinov2-vitl14", mode="dgm-eval", route=FDDINOv2Options(route=route).route,
+              weights=weights, device=device, batch_size=batch_size, workers=workers, data_range=data_range,
+              alpha=alpha, strict=strict, allow_mismatch=allow_mismatch)
+
+
+def prdc(
+    real: Any,
+    generated: Any,
+    *,
+    nearest_k: int = 5,
+    extractor: str = "dinov2-vitl14",
+    dims: int | None = None,
+    mode: str | None = None,
+    weights: Any = None,
+    device: str | None = None,
+    batch_size: int = 50,
+    workers: int | None = None,
+    data_range: float | None = None,
+    alpha: str = "error",
+    strict: bool = False,
+    fast: bool = False,
+    allow_mismatch: bool = False,
+) -> Any:
+    """Precision, recall, density and coverage of a generated image set against a real one.
+
+    Sources as for :func:`fid` (an ``.npz`` must hold features: ``iqa stats --keep-features``).
+    See :func:`iqa.prdc_features` for the definitions.
+
+    Returns:
+        A :class:`~iqa.distribution.prdc.PRDCResult`.
+
+    References: Kynkäänniemi et al., NeurIPS 2019; Naeem et al., ICML 2020.
+    Matches: ``prdc.compute_prdc`` (prdc 0.2; dgm-eval's copy) on the same features.
+    """
+    options = PRDCOptions(extractor=extractor, dims=dims, mode=mode, nearest_k=nearest_k, fast=fast)
+    ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
+    s1 = ext.statistics(real, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
+    s2 = ext.statistics(generated, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
+    return prdc_of(s1, s2, options, allow_mismatch=allow_mismatch, device=device)

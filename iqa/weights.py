@@ -22,6 +22,12 @@ Network rules:
     Both give a one-line :class:`~iqa.errors.WeightsError` naming the URL and the exact path
     to put the file at.
 
+Unpinned files: where the publisher gives no digest at all (Meta's DINOv2 checkpoints), the
+entry's ``sha256`` is empty; the digest of the first file iqa downloads (or finds in its cache
+or torch's hub cache) is recorded beside it (``FILENAME.sha256`` in iqa's cache) and every
+later load is verified against that record. ``iqa weights list`` shows such files as
+"unpinned". Every entry names the licence of the file it points to.
+
 Loading uses ``torch.load(..., weights_only=True, map_location="cpu")``: a file is never
 unpickled as arbitrary Python objects. A cached file whose digest does not match is refused,
 never loaded.
@@ -52,6 +58,7 @@ __all__ = [
     "hub_path",
     "load_state_dict",
     "offline",
+    "recorded_sha256",
     "status",
     "target_path",
     "verify_file",
@@ -85,18 +92,29 @@ class WeightsFile:
     size_mib: float | None
     description: str
     override_hint: str = "or pass your copy with {weights}"
+    licence: str = ""
+
+    @property
+    def pinned(self) -> bool:
+        """False when no digest is published: the first file's digest is recorded and kept."""
+        return bool(self.sha256)
 
     @property
     def hash_is_prefix(self) -> bool:
         """True when only a prefix of the digest is published (checked as a prefix)."""
-        return len(self.sha256) < 64
+        return self.pinned and len(self.sha256) < 64
 
     def matches(self, digest: str) -> bool:
-        """Whether a full hex digest agrees with the registered digest or prefix."""
-        return digest.lower().startswith(self.sha256.lower())
+        """Whether a full hex digest agrees with the registered digest or prefix (for an
+        unpinned file: with the digest recorded at its first download, if any)."""
+        expected = self.sha256 if self.pinned else recorded_sha256(self.name)
+        return expected is None or digest.lower().startswith(expected.lower())
 
 
 _TV_HINT = "or pass a torchvision-format state dict with {weights}"
+# torchvision's pretrained files are distributed under its BSD-3-Clause licence (ImageNet's
+# terms of use may also apply to models trained on it).
+_TV_LICENCE = "BSD-3-Clause (torchvision)"
 
 #: Every pretrained file iqa can use. Digests: the full SHA-256 where it is published,
 #: otherwise the prefix in the official file name (see WeightsFile.hash_is_prefix).
@@ -112,6 +130,7 @@ REGISTRY: dict[str, WeightsFile] = {
             size_mib=233.087,
             description="torchvision AlexNet, ImageNet (IMAGENET1K_V1): the LPIPS-alex backbone",
             override_hint=_TV_HINT,
+            licence=_TV_LICENCE,
         ),
         WeightsFile(
             name="vgg16",
@@ -121,6 +140,7 @@ REGISTRY: dict[str, WeightsFile] = {
             size_mib=527.796,
             description="torchvision VGG16, ImageNet (IMAGENET1K_V1): the LPIPS-vgg backbone",
             override_hint=_TV_HINT,
+            licence=_TV_LICENCE,
         ),
         WeightsFile(
             name="squeezenet1_1",
@@ -130,6 +150,7 @@ REGISTRY: dict[str, WeightsFile] = {
             size_mib=4.729,
             description="torchvision SqueezeNet 1.1, ImageNet (IMAGENET1K_V1): the LPIPS-squeeze backbone",
             override_hint=_TV_HINT,
+            licence=_TV_LICENCE,
         ),
         WeightsFile(
             name="inception-fid",
@@ -142,6 +163,27 @@ REGISTRY: dict[str, WeightsFile] = {
             size_mib=None,
             description="TensorFlow's 2015-12-05 Inception v3 ported by pytorch-fid: the FID/KID network",
             override_hint="or pass your copy (pytorch-fid's layout) with {weights}",
+            licence="Apache-2.0 (pytorch-fid, which ports TensorFlow's Apache-2.0 Inception graph)",
+        ),
+        *(
+            WeightsFile(
+                name=f"dinov2-{arch}",
+                filename=f"dinov2_{arch}_pretrain.pth",
+                url=f"https://dl.fbaipublicfiles.com/dinov2/dinov2_{arch}/dinov2_{arch}_pretrain.pth",
+                sha256="",  # Meta publishes no digest: recorded at the first download (unpinned)
+                size_mib=size,
+                description=f"Meta's DINOv2 {label} (LVD-142M): the dinov2-{arch} feature extractor",
+                override_hint="or pass your copy (Meta's layout) with {weights}",
+                # The facebookresearch/dinov2 README: "DINOv2 code and model weights are
+                # released under the Apache License 2.0"; its LICENSE file is Apache 2.0.
+                licence="Apache-2.0 (facebookresearch/dinov2: code and model weights)",
+            )
+            for arch, label, size in (
+                ("vits14", "ViT-S/14", 84.2),
+                ("vitb14", "ViT-B/14", 330.3),
+                ("vitl14", "ViT-L/14", 1160.0),
+                ("vitg14", "ViT-g/14", 4400.0),
+            )
         ),
     )
 }
@@ -214,6 +256,35 @@ def hub_path(name: str) -> Path:
 # Verification
 # --------------------------------------------------------------------------------------
 
+
+def _record_path(name: str) -> Path:
+    return weights_dir() / f"{_entry(name).filename}.sha256"
+
+
+def recorded_sha256(name: str) -> str | None:
+    """The digest recorded for the unpinned file ``name`` at its first download, or None."""
+    try:
+        text = _record_path(name).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text[0].lower() if text and len(text[0]) == 64 else None
+
+
+def _record(name: str, digest: str) -> None:
+    """Record the digest of an unpinned file the first time one is found (trust on first use)."""
+    entry = _entry(name)
+    if entry.pinned or recorded_sha256(name) is not None:
+        return
+    path = _record_path(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_text(f"{digest}  {entry.filename}\n", encoding="ascii")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot record the digest of {name} ({exc.strerror or exc}); set "
+                           "IQA_CACHE_DIR to a writable folder") from None
+
 _digest_memo: dict[tuple[str, int, int], str] = {}
 _memo_lock = threading.Lock()
 
@@ -254,6 +325,12 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def _mismatch(entry: WeightsFile, path: Path, digest: str) -> str:
+    if not entry.pinned:
+        return (
+            f"{path}: SHA-256 {digest} differs from {recorded_sha256(entry.name)} recorded when "
+            f"{entry.name} was first downloaded ({_record_path(entry.name)}); the file changed: "
+            f"delete both and run 'iqa weights download {entry.name}'"
+        )
     kind = "SHA-256 prefix" if entry.hash_is_prefix else "SHA-256"
     shown = digest[: len(entry.sha256)] if entry.hash_is_prefix else digest
     return (
@@ -276,6 +353,7 @@ def verify_file(name: str, path: str | os.PathLike) -> Path:
     digest = file_sha256(p)
     if not entry.matches(digest):
         raise WeightsError(_mismatch(entry, p, digest))
+    _record(name, digest)
     return p
 
 
@@ -357,6 +435,7 @@ def get_path(name: str, *, path: str | os.PathLike | None = None, download: bool
         return verify_file(name, target)
     hub = hub_path(name)
     if hub.is_file() and entry.matches(file_sha256(hub)):
+        _record(name, file_sha256(hub))
         return hub
     if not download or offline():
         why = "downloads are off (IQA_OFFLINE=1)" if offline() else "downloading was not allowed"
@@ -456,12 +535,14 @@ def _download(
             )
         digest = h.hexdigest()
         if not entry.matches(digest):
+            expected = entry.sha256 or recorded_sha256(entry.name)
             raise WeightsError(
                 f"{entry.name}: the file downloaded from {entry.url} has SHA-256 {digest}, "
-                f"expected {entry.sha256}{' (prefix)' if entry.hash_is_prefix else ''}; "
-                "it was discarded"
+                f"expected {expected}{' (prefix)' if entry.hash_is_prefix else ''}"
+                f"{'' if entry.pinned else ' (recorded at the first download)'}; it was discarded"
             )
         os.replace(tmp, target)
+        _record(entry.name, digest)
     except BaseException:
         try:
             tmp.unlink()

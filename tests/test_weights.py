@@ -120,6 +120,10 @@ def test_registry_entries():
     )
     for entry in reg.values():
         assert entry.url.startswith("https://") and entry.url.endswith("/" + entry.filename)
+        assert entry.licence, entry.name
+        if not entry.pinned:  # no published digest (Meta's DINOv2): recorded at first download
+            assert entry.name.startswith("dinov2-") and not entry.hash_is_prefix
+            continue
         # The digest (or prefix) agrees with the one in the file name, which torch.hub checks.
         in_name = re.search(r"-([a-f0-9]+)\.", entry.filename).group(1)
         assert entry.sha256.startswith(in_name)
@@ -360,7 +364,8 @@ def test_cli_list_verify_download(server, tmp_path, monkeypatch):
     res = runner.invoke(main, ["weights", "list"])
     assert res.exit_code == 0
     lines = dict(line.split("\t", 1) for line in res.stdout.splitlines())
-    assert lines["alexnet"] == f"missing\t{weights.target_path('alexnet')}"
+    assert lines["alexnet"] == f"missing\t{weights.target_path('alexnet')}\tpinned\tBSD-3-Clause (torchvision)"
+    assert lines["dinov2-vitl14"].endswith("\tunpinned\tApache-2.0 (facebookresearch/dinov2: code and model weights)")
     assert set(lines) == set(weights.REGISTRY)
 
     res = runner.invoke(main, ["weights", "download", "testnet"])

@@ -75,6 +75,8 @@ class FIDStatistics:
     skipped: list = field(default_factory=list, repr=False)
     notes: list = field(default_factory=list, repr=False)
     versions: dict = field(default_factory=_versions, repr=False)
+    #: The feature extractor (``inception``, ``dinov2-vitl14``...), or None when unknown.
+    extractor: str | None = None
     _features: list = field(default_factory=list, repr=False)
     # Statistics loaded from a file without the sums (pytorch-fid's or clean-fid's): mu, sigma.
     _fixed: tuple | None = field(default=None, repr=False)
@@ -172,6 +174,7 @@ class FIDStatistics:
         """The conventions that produced these statistics (for JSON output)."""
         return {
             "n": self.n,
+            "extractor": self.extractor,
             "dims": self.dims,
             "mode": self.mode,
             "weights_sha256": self.weights_sha256,
@@ -195,13 +198,15 @@ class FIDStatistics:
 
     # -- files -------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike, *, features: bool | None = None) -> Path:
+    def save(self, path: str | os.PathLike, *, features: bool | None = None, feature_dtype: str = "float32") -> Path:
         """Write an ``.npz`` file that pytorch-fid reads (``mu``, ``sigma``) with iqa's extras.
 
         Keys: ``mu``, ``sigma`` (float64); ``n``, ``sum``, ``sum_outer`` (exact merging);
         ``dims``, ``mode``, ``weights_sha256``, ``versions`` (JSON), ``notes`` (JSON),
         ``skipped``, ``iqa_npz_format``; and ``feats`` (``n×dims`` float32, clean-fid's key)
-        when ``features`` is true (default: when the features were kept).
+        when ``features`` is true (default: when the features were kept), stored as
+        ``feature_dtype`` (``"float32"``, or ``"float16"`` for half the size: ~3 significant
+        digits, read back as float32); ``extractor``.
 
         Raises:
             IQAError: features asked for but not kept; fewer than 2 images.
@@ -222,6 +227,7 @@ class FIDStatistics:
             "notes": np.str_(json.dumps(list(self.notes))),
             "skipped": np.int64(len(self.skipped)),
             "iqa_npz_format": np.int64(NPZ_FORMAT),
+            "extractor": np.str_(self.extractor or ""),
         }
         if want:
             if not self.has_features:
@@ -229,7 +235,8 @@ class FIDStatistics:
                     "features were not kept: compute the statistics with {keep}",
                     options={"keep": ("keep_features", True)},
                 )
-            arrays["feats"] = self.features
+            check_choice(None, "feature_dtype", feature_dtype, ("float32", "float16"))
+            arrays["feats"] = self.features.astype(feature_dtype)
         p = Path(path)
         from iqa.outfile import atomic_open
 
@@ -270,6 +277,8 @@ class FIDStatistics:
                     sum_outer=np.array(data["sum_outer"], dtype=np.float64),
                     notes=json.loads(str(data["notes"])),
                     versions=json.loads(str(data["versions"])),
+                    # files written before the key existed were all Inception statistics
+                    extractor=str(data["extractor"]) if "extractor" in keys else "inception",
                 )
                 stats.skipped = [("(not recorded)", "skipped when the statistics were made")] * int(data["skipped"])
                 if "feats" in keys:
@@ -308,6 +317,12 @@ def check_compatible(a: FIDStatistics, b: FIDStatistics, *, allow_mismatch: bool
     """
     if a.dims != b.dims:
         raise ShapeError(f"feature dimensions differ: {a.dims} and {b.dims}; use the same {{dims}}", options={"dims": "dims"})
+    if a.extractor and b.extractor and a.extractor != b.extractor:
+        raise IQAError(
+            f"statistics of different feature extractors ({a.extractor} and {b.extractor}) are "
+            "not comparable; compute both with the same {extractor}",
+            options={"extractor": "extractor"},
+        )
     if allow_mismatch:
         return
     if a.mode and b.mode and a.mode != b.mode:
@@ -318,7 +333,7 @@ def check_compatible(a: FIDStatistics, b: FIDStatistics, *, allow_mismatch: bool
         )
     if a.weights_sha256 and b.weights_sha256 and a.weights_sha256 != b.weights_sha256:
         raise IQAError(
-            f"statistics made with different Inception weights ({a.weights_sha256[:12]}… and "
+            f"statistics made with different {a.extractor or 'network'} weights ({a.weights_sha256[:12]}… and "
             f"{b.weights_sha256[:12]}…) are not comparable; recompute one, or pass "
             "{allow}",
             options={"allow": ("allow_mismatch", True)},

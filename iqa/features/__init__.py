@@ -5,7 +5,7 @@ feature dimensions and weights. Entries import no torch; the networks load on fi
 
 Modules:
     :mod:`iqa.features.inception`: the FID Inception network (pytorch-fid's port of the
-    TF graph). :mod:`iqa.features.preprocess`: the preprocessing modes (resize and scale).
+    TF graph). :mod:`iqa.features.dinov2`: the DINOv2 ViTs (Meta's checkpoints). :mod:`iqa.features.preprocess`: the preprocessing modes (resize and scale).
     :mod:`iqa.features.pipeline`: sources (folders, file lists, ``.npz``, arrays, tensors,
     DataLoaders) → decoded in worker threads, sharded across ``torchrun`` ranks → features
     → statistics.
@@ -48,6 +48,23 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
         summary="The FID Inception network (TF graph 2015-12-05 as ported by pytorch-fid); "
         "2048-d pool3 features, or 64/192/768-d earlier blocks.",
     ),
+    **{
+        f"dinov2-{arch}": ExtractorSpec(
+            name=f"dinov2-{arch}",
+            modes=("dgm-eval", "tf", "edm2"),
+            dims=(width,),
+            default_dims=width,
+            weights=(f"dinov2-{arch}",),
+            summary=f"Meta's DINOv2 {label} at 224 px: the {width}-d CLS token after the final norm"
+            + (" (FD-DINOv2's)." if arch == "vitl14" else "."),
+        )
+        for arch, label, width in (
+            ("vits14", "ViT-S/14", 384),
+            ("vitb14", "ViT-B/14", 768),
+            ("vitl14", "ViT-L/14", 1024),
+            ("vitg14", "ViT-g/14", 1536),
+        )
+    },
 }
 
 #: The Inception extractor's preprocessing modes; the first is the default.

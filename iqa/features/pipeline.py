@@ -22,12 +22,26 @@ from iqa.decode import IMAGE_EXTENSIONS, iter_image_files
 from iqa.distribution.statistics import FIDStatistics
 from iqa.errors import IQAError, ImageLoadError, RangeError, ShapeError, SkippedFilesWarning
 from iqa.features import EXTRACTORS
-from iqa.features.preprocess import file_to_uint8, preprocess, resize_pil_bicubic
+from iqa.features.preprocess import (
+    file_to_uint8,
+    preprocess,
+    preprocess_dinov2,
+    resize_pil_bicubic,
+    resize_pil_uint8,
+)
 from iqa.io import is_tensor, prepare_image, to_rgb
 from iqa.options import check_choice, check_integer
 from iqa.parallel import ordered_map
 
-__all__ = ["CPU_CHUNK", "InceptionFeatures", "read_file_list"]
+__all__ = [
+    "CPU_CHUNK",
+    "DinoV2Features",
+    "FeatureExtractor",
+    "InceptionFeatures",
+    "make_features",
+    "read_file_list",
+    "statistics_of",
+]
 
 SPEC = EXTRACTORS["inception"]
 
@@ -51,7 +65,253 @@ def read_file_list(path: Path) -> list[Path]:
     return files
 
 
-class InceptionFeatures:
+class FeatureExtractor:
+    """A network with a preprocessing mode: images in, feature statistics out.
+
+    Subclasses set :attr:`extractor`, ``dims``, ``mode``, ``batch_size``, ``workers`` and
+    provide :meth:`features` (a preprocessed batch → ``N×dims`` float32 NumPy),
+    :meth:`_decoded` (what a decoding thread does after decoding: NumPy and Pillow only),
+    :meth:`_to_input` (the rest, on the main thread) and :meth:`_prepare` (the whole
+    preprocessing of a tensor batch). Every source (folder, list, ``.npz``, array, tensor,
+    DataLoader) and ``torchrun`` sharding are handled here, once, for every extractor.
+    """
+
+    extractor = ""
+    dims: int
+    mode: str
+    batch_size: int
+    workers: int
+
+    @property
+    def weights_sha256(self) -> str:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    @property
+    def network(self) -> str:
+        return ""
+
+    def new_statistics(self, keep_features: bool = False) -> FIDStatistics:
+        stats = FIDStatistics(
+            dims=self.dims, mode=self.mode, weights_sha256=self.weights_sha256, keep_features=keep_features,
+            extractor=self.extractor,
+        )
+        if self.network:
+            stats.notes.append(self.network)
+        return stats
+
+    def features(self, batch: Any) -> np.ndarray:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def _decoded(self, u8: np.ndarray) -> np.ndarray:
+        return u8
+
+    def _to_input(self, decoded: np.ndarray) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def _prepare(self, chunk: Any, data_range: float) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- sources -----------------------------------------------------------------------
+
+    def statistics(
+        self,
+        source: Any,
+        *,
+        data_range: float | None = None,
+        bit_depth: int | None = None,
+        alpha: str = "error",
+        strict: bool = False,
+        keep_features: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> FIDStatistics:
+        """Statistics of a folder, a list of files (or a ``.txt`` file listing them, one a
+        line, relative to its folder), an ``.npz`` file, a tensor ``N×C×H×W``, a NumPy batch
+        ``N×H×W×C``, or an iterable (e.g. a DataLoader) of tensor batches.
+
+        Unreadable files are skipped (listed in ``skipped``, with an IQAWarning) unless
+        ``strict``. Under ``torchrun``, files are sharded across ranks and the sums added.
+
+        Raises:
+            IQAError: an empty folder or fewer than 2 images; a first unreadable file with
+                ``strict``; an ``.npz`` made with other settings.
+        """
+        return statistics_of(source, [self], keep_features=[keep_features], data_range=data_range,
+                             bit_depth=bit_depth, alpha=alpha, strict=strict, progress=progress)[0]
+
+    def _check_loaded(self, stats: FIDStatistics, path: Path, keep_features: bool) -> None:
+        if stats.extractor and stats.extractor != self.extractor:
+            raise IQAError(
+                f"{path}: holds {stats.extractor} features, but {self.extractor} was asked for; "
+                "features of different networks are not comparable: use the same {extractor}",
+                options={"extractor": ("extractor", stats.extractor)},
+            )
+        if stats.dims != self.dims:
+            raise ShapeError(
+                f"{path}: {stats.dims}-d statistics, but {self.dims}-d features were asked for; use {{dims}}",
+                options={"dims": ("dims", stats.dims)},
+            )
+        if keep_features and not stats.has_features:
+            raise IQAError(
+                f"{path}: holds no features (needed for KID and PRDC); compute the statistics with {{keep}}",
+                options={"keep": ("keep_features", True)},
+            )
+
+
+def statistics_of(
+    source: Any,
+    extractors: list[FeatureExtractor],
+    *,
+    keep_features: list[bool] | None = None,
+    data_range: float | None = None,
+    bit_depth: int | None = None,
+    alpha: str = "error",
+    strict: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[FIDStatistics]:
+    """The statistics of one source under several extractors, each image decoded once.
+
+    ``source`` is anything :meth:`FeatureExtractor.statistics` takes; ``keep_features[i]``
+    says whether extractor ``i`` keeps its features (KID, PRDC). An ``.npz`` file holds one
+    extractor's statistics, so it is accepted only with one extractor.
+    """
+    keep = [False] * len(extractors) if keep_features is None else list(keep_features)
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        if p.suffix.lower() == ".npz" and not p.is_dir():
+            if len(extractors) != 1:
+                raise IQAError(f"{p}: a statistics file holds one feature space, but "
+                               f"{', '.join(e.extractor for e in extractors)} are needed here")
+            stats = FIDStatistics.load(p)
+            extractors[0]._check_loaded(stats, p, keep[0])
+            return [stats]
+        if p.suffix.lower() == ".txt" and p.is_file():
+            files = read_file_list(p)
+            return _from_files(extractors, keep, files, str(p), data_range, bit_depth, alpha, strict, progress)
+        if not p.exists():
+            raise ImageLoadError(f"{p}: no such folder or file")
+        if not p.is_dir():
+            raise ImageLoadError(f"{p}: expected a folder of images or a .npz statistics file")
+        files = iter_image_files(p)
+        if not files:
+            known = ", ".join(e[1:] for e in IMAGE_EXTENSIONS)
+            raise ImageLoadError(f"{p}: no image files found (extensions: {known})")
+        return _from_files(extractors, keep, files, str(p), data_range, bit_depth, alpha, strict, progress)
+    if isinstance(source, (list, tuple)) and all(isinstance(f, (str, os.PathLike)) for f in source):
+        if not source:
+            raise ImageLoadError("the list of files is empty")
+        return _from_files(extractors, keep, [Path(f) for f in source], "file list", data_range, bit_depth, alpha,
+                           strict, progress)
+    if isinstance(source, np.ndarray) or is_tensor(source):
+        return _from_batches(extractors, keep, [source], data_range, bit_depth, alpha, progress, total=len(source))
+    if isinstance(source, Iterable):
+        return _from_batches(extractors, keep, source, data_range, bit_depth, alpha, progress, total=None)
+    raise TypeError(
+        f"expected a folder, a list of files, a .npz file, an array, a tensor or an iterable "
+        f"of tensors; got {type(source).__name__}"
+    )
+
+
+def _load_file(extractors, path: Path, data_range, bit_depth, alpha) -> tuple[Any, tuple[str, ...], Any]:
+    # Runs on the decoding threads: NumPy and Pillow only. A torch operation here would
+    # start an OpenMP team per thread and oversubscribe the cores the network runs on.
+    try:
+        u8, notes = file_to_uint8(path, alpha, data_range, bit_depth)
+        return [e._decoded(u8) for e in extractors], notes, None
+    except _PER_FILE_ERRORS as exc:
+        return None, (), exc
+
+
+def _from_files(extractors, keep, files, label, data_range, bit_depth, alpha, strict, progress) -> list[FIDStatistics]:
+    import torch
+
+    from iqa.distributed import init, shard
+
+    ctx = init()
+    indexed = list(enumerate(files))
+    mine = shard(indexed, ctx) if ctx.active else indexed
+    all_stats = [e.new_statistics(k) for e, k in zip(extractors, keep)]
+    batch_size = min(e.batch_size for e in extractors)
+    workers = max(e.workers for e in extractors)
+    indices: list[int] = []
+    pending: list[list] = [[] for _ in extractors]
+    skipped: list = []
+    notes_seen: list = []
+    done = 0
+
+    def flush() -> None:
+        for ext, stats, items in zip(extractors, all_stats, pending):
+            if items:
+                stats.update(ext.features(torch.stack(items)))
+                items.clear()
+
+    load = lambda item: (item[0], item[1], *_load_file(extractors, item[1], data_range, bit_depth, alpha))  # noqa: E731
+    window = max(2 * batch_size, 2 * max(workers, 1))
+    for index, path, decoded, notes, error in ordered_map(load, mine, workers, window=window, name="iqa-decode"):
+        done += 1
+        if error is not None:
+            if strict:
+                raise error
+            skipped.append((os.fspath(path), str(error)))
+        else:
+            for ext, items, d in zip(extractors, pending, decoded):
+                items.append(ext._to_input(d))
+            indices.append(index)
+            notes_seen.extend(n for n in notes if n not in notes_seen)
+            if len(pending[0]) == batch_size:
+                flush()
+        if progress is not None:
+            progress(done, len(mine))
+    flush()
+    for ext, stats, k in zip(extractors, all_stats, keep):
+        stats.skipped.extend(skipped)
+        stats.notes.extend(n for n in notes_seen if n not in stats.notes)
+        if ctx.active:
+            local = np.concatenate(stats._features) if stats._features else np.zeros((0, ext.dims), np.float32)
+            stats.all_reduce(ctx)
+            if k:
+                parts = ctx.gather((indices, local))
+                order = np.argsort(np.concatenate([np.asarray(i, np.int64) for i, _ in parts]), kind="stable")
+                stats._features = [np.concatenate([f for _, f in parts])[order]]
+    first = all_stats[0]
+    if first.skipped:
+        warnings.warn(
+            SkippedFilesWarning(f"{label}: {len(first.skipped)} unreadable image(s) skipped", first.skipped),
+            stacklevel=4,
+        )
+    if first.n < 2:
+        raise IQAError(f"{label}: set metrics need at least 2 readable images, got {first.n}")
+    return all_stats
+
+
+def _from_batches(extractors, keep, batches, data_range, bit_depth, alpha, progress, total) -> list[FIDStatistics]:
+    import torch
+
+    all_stats = [e.new_statistics(k) for e, k in zip(extractors, keep)]
+    done = 0
+    for batch in batches:
+        if isinstance(batch, (list, tuple)):  # (images, labels) from a DataLoader
+            batch = batch[0]
+        if isinstance(batch, dict):
+            raise TypeError("expected tensor batches (or (images, labels) tuples), got a dict")
+        prepared = prepare_image(batch, data_range=data_range, bit_depth=bit_depth, alpha=alpha, role="batch")
+        x = prepared.pixels
+        if prepared.backend == "numpy":
+            x = torch.from_numpy(x).permute(0, 3, 1, 2)
+        x = to_rgb(x, "torch")
+        for ext, stats in zip(extractors, all_stats):
+            stats.notes.extend(n for n in prepared.notes if n not in stats.notes)
+            for start in range(0, x.shape[0], ext.batch_size):
+                chunk = x[start : start + ext.batch_size]
+                stats.update(ext.features(ext._prepare(chunk, prepared.data_range)))
+        done += x.shape[0]
+        if progress is not None:
+            progress(done, total or done)
+    if all_stats[0].n < 2:
+        raise IQAError(f"set metrics need at least 2 images, got {all_stats[0].n}")
+    return all_stats
+
+
+class InceptionFeatures(FeatureExtractor):
     """The FID Inception network with a preprocessing mode: images in, statistics out.
 
     Args:
@@ -124,12 +384,7 @@ class InceptionFeatures:
         self._load()
         return self._sha256  # type: ignore[return-value]
 
-    def new_statistics(self, keep_features: bool = False) -> FIDStatistics:
-        stats = FIDStatistics(
-            dims=self.dims, mode=self.mode, weights_sha256=self.weights_sha256, keep_features=keep_features
-        )
-        stats.notes.append(self.network)
-        return stats
+    extractor = "inception"
 
     @property
     def network(self) -> str:
@@ -156,165 +411,113 @@ class InceptionFeatures:
             parts = [model(x[i : i + step], dims=self.dims) for i in range(0, x.shape[0], step)]
             return torch.cat(parts).float().cpu().numpy()
 
-    # -- sources -----------------------------------------------------------------------
-
-    def statistics(
-        self,
-        source: Any,
-        *,
-        data_range: float | None = None,
-        bit_depth: int | None = None,
-        alpha: str = "error",
-        strict: bool = False,
-        keep_features: bool = False,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> FIDStatistics:
-        """Statistics of a folder, a list of files (or a ``.txt`` file listing them, one a
-        line, relative to its folder), an ``.npz`` file, a tensor ``N×C×H×W``, a NumPy batch
-        ``N×H×W×C``, or an iterable (e.g. a DataLoader) of tensor batches.
-
-        Unreadable files are skipped (listed in ``skipped``, with an IQAWarning) unless
-        ``strict``. Under ``torchrun``, files are sharded across ranks and the sums added.
-
-        Raises:
-            IQAError: an empty folder or fewer than 2 images; a first unreadable file with
-                ``strict``; an ``.npz`` made with other settings.
-        """
-        if isinstance(source, (str, os.PathLike)):
-            p = Path(source)
-            if p.suffix.lower() == ".npz" and not p.is_dir():
-                stats = FIDStatistics.load(p)
-                self._check_loaded(stats, p, keep_features)
-                return stats
-            if p.suffix.lower() == ".txt" and p.is_file():
-                files = read_file_list(p)
-                return self._from_files(files, str(p), data_range, bit_depth, alpha, strict, keep_features, progress)
-            if not p.exists():
-                raise ImageLoadError(f"{p}: no such folder or file")
-            if not p.is_dir():
-                raise ImageLoadError(f"{p}: expected a folder of images or a .npz statistics file")
-            files = iter_image_files(p)
-            if not files:
-                known = ", ".join(e[1:] for e in IMAGE_EXTENSIONS)
-                raise ImageLoadError(f"{p}: no image files found (extensions: {known})")
-            return self._from_files(files, str(p), data_range, bit_depth, alpha, strict, keep_features, progress)
-        if isinstance(source, (list, tuple)) and all(isinstance(f, (str, os.PathLike)) for f in source):
-            if not source:
-                raise ImageLoadError("the list of files is empty")
-            return self._from_files([Path(f) for f in source], "file list", data_range, bit_depth, alpha, strict, keep_features, progress)
-        if isinstance(source, np.ndarray) or is_tensor(source):
-            return self._from_batches([source], data_range, bit_depth, alpha, keep_features, progress, total=len(source))
-        if isinstance(source, Iterable):
-            return self._from_batches(source, data_range, bit_depth, alpha, keep_features, progress, total=None)
-        raise TypeError(
-            f"expected a folder, a list of files, a .npz file, an array, a tensor or an iterable "
-            f"of tensors; got {type(source).__name__}"
-        )
-
-    def _check_loaded(self, stats: FIDStatistics, path: Path, keep_features: bool) -> None:
-        if stats.dims != self.dims:
-            raise ShapeError(
-                f"{path}: {stats.dims}-d statistics, but {self.dims}-d features were asked for; use {{dims}}",
-                options={"dims": ("dims", stats.dims)},
-            )
-        if keep_features and not stats.has_features:
-            raise IQAError(
-                f"{path}: holds no features (needed for KID); compute the statistics with {{keep}}",
-                options={"keep": ("keep_features", True)},
-            )
-
-    def _load_file(self, path: Path, data_range, bit_depth, alpha) -> tuple[Any, tuple[str, ...], Any]:
-        # Runs on the decoding threads: NumPy and Pillow only. A torch operation here would
-        # start an OpenMP team per thread and oversubscribe the cores the network runs on.
-        try:
-            u8, notes = file_to_uint8(path, alpha, data_range, bit_depth)
-            if self.mode == "clean":
-                return resize_pil_bicubic(u8.astype(np.float32)), notes, None
-            return u8, notes, None
-        except _PER_FILE_ERRORS as exc:
-            return None, (), exc
+    def _decoded(self, u8: np.ndarray) -> np.ndarray:
+        # clean mode resizes on the decoding threads (PIL), as clean-fid does per image.
+        return resize_pil_bicubic(u8.astype(np.float32)) if self.mode == "clean" else u8
 
     def _to_input(self, decoded: np.ndarray) -> Any:
-        """The rest of :func:`preprocess` for what :meth:`_load_file` returned (main thread)."""
+        """The rest of :func:`preprocess` for what :meth:`_decoded` returned (main thread)."""
         import torch
 
         if self.mode == "clean":
             return (torch.from_numpy(decoded).permute(2, 0, 1) - 128) / 128
         return preprocess(decoded, self.mode)
 
-    def _from_files(self, files, label, data_range, bit_depth, alpha, strict, keep_features, progress) -> FIDStatistics:
+    def _prepare(self, chunk: Any, data_range: float) -> Any:
+        return preprocess(chunk.cpu(), self.mode, data_range)
+
+
+class DinoV2Features(FeatureExtractor):
+    """A DINOv2 ViT (``dinov2-vits14`` ... ``dinov2-vitg14``) with a preprocessing mode.
+
+    Args:
+        extractor: ``"dinov2-vits14"``, ``"-vitb14"``, ``"-vitl14"`` or ``"-vitg14"``.
+        mode: ``"dgm-eval"`` (default), ``"tf"`` or ``"edm2"`` (see :mod:`iqa.features.preprocess`).
+        weights: a local checkpoint (Meta's layout); default: the registry's.
+        device, batch_size, workers: as :class:`InceptionFeatures`.
+
+    The feature is the CLS token after the final norm (``width``-d: 384, 768, 1024, 1536).
+    """
+
+    def __init__(
+        self,
+        extractor: str = "dinov2-vitl14",
+        *,
+        mode: str = "dgm-eval",
+        weights: str | os.PathLike | None = None,
+        device: str | None = None,
+        batch_size: int = 50,
+        workers: int | None = None,
+    ) -> None:
+        check_choice(None, "extractor", extractor, [e for e in EXTRACTORS if e.startswith("dinov2-")])
+        spec = EXTRACTORS[extractor]
+        check_choice(None, "mode", mode, spec.modes)
+        check_integer(None, "batch_size", batch_size, minimum=1)
+        if workers is not None:
+            check_integer(None, "workers", workers, minimum=0)
+        self.extractor, self.dims, self.mode, self.batch_size = extractor, spec.default_dims, mode, batch_size
+        self.device_name = device
+        self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
+        self.weights = None if weights is None else os.fspath(weights)
+        self._model: Any = None
+        self._sha256: str | None = None
+
+    def _load(self) -> None:
+        if self._model is None:
+            from iqa.features.dinov2 import load_dinov2
+            from iqa.runtime import resolve_device
+
+            self.device = resolve_device(self.device_name)
+            self._model, self._sha256 = load_dinov2(self.extractor.split("-", 1)[1], self.weights, device=self.device)
+
+    @property
+    def model(self) -> Any:
+        self._load()
+        return self._model
+
+    @property
+    def weights_sha256(self) -> str:
+        self._load()
+        return self._sha256  # type: ignore[return-value]
+
+    def features(self, batch: Any) -> np.ndarray:
+        """CLS features (``N×width`` float32 NumPy) of a preprocessed ``N×3×224×224`` tensor."""
         import torch
 
-        from iqa.distributed import init, shard
+        model = self.model
+        with torch.inference_mode():
+            return model(batch.to(self.device)).float().cpu().numpy()
 
-        ctx = init()
-        indexed = list(enumerate(files))
-        mine = shard(indexed, ctx) if ctx.active else indexed
-        stats = self.new_statistics(keep_features)
-        indices: list[int] = []
-        pending: list = []
-        done = 0
+    def _decoded(self, u8: np.ndarray) -> np.ndarray:
+        # dgm-eval's PIL resize runs on the decoding threads (Pillow releases the GIL).
+        return resize_pil_uint8(u8) if self.mode == "dgm-eval" else u8
 
-        def flush() -> None:
-            if pending:
-                stats.update(self.features(torch.stack(pending)))
-                pending.clear()
+    def _to_input(self, decoded: np.ndarray) -> Any:
+        return preprocess_dinov2(decoded, self.mode, resized=True)
 
-        load = lambda item: (item[0], item[1], *self._load_file(item[1], data_range, bit_depth, alpha))  # noqa: E731
-        window = max(2 * self.batch_size, 2 * max(self.workers, 1))
-        for index, path, tensor, notes, error in ordered_map(load, mine, self.workers, window=window, name="iqa-decode"):
-            done += 1
-            if error is not None:
-                if strict:
-                    raise error
-                stats.skipped.append((os.fspath(path), str(error)))
-            else:
-                pending.append(self._to_input(tensor))
-                indices.append(index)
-                stats.notes.extend(n for n in notes if n not in stats.notes)
-                if len(pending) == self.batch_size:
-                    flush()
-            if progress is not None:
-                progress(done, len(mine))
-        flush()
-        if ctx.active:
-            local = np.concatenate(stats._features) if stats._features else np.zeros((0, self.dims), np.float32)
-            stats.all_reduce(ctx)
-            if keep_features:
-                parts = ctx.gather((indices, local))
-                order = np.argsort(np.concatenate([np.asarray(i, np.int64) for i, _ in parts]), kind="stable")
-                stats._features = [np.concatenate([f for _, f in parts])[order]]
-        if stats.skipped:
-            warnings.warn(
-                SkippedFilesWarning(f"{label}: {len(stats.skipped)} unreadable image(s) skipped", stats.skipped),
-                stacklevel=3,
-            )
-        if stats.n < 2:
-            raise IQAError(f"{label}: FID needs at least 2 readable images, got {stats.n}")
-        return stats
+    def _prepare(self, chunk: Any, data_range: float) -> Any:
+        return preprocess_dinov2(chunk.cpu(), self.mode, data_range)
 
-    def _from_batches(self, batches, data_range, bit_depth, alpha, keep_features, progress, total) -> FIDStatistics:
-        import torch
 
-        stats = self.new_statistics(keep_features)
-        done = 0
-        for batch in batches:
-            if isinstance(batch, (list, tuple)):  # (images, labels) from a DataLoader
-                batch = batch[0]
-            if isinstance(batch, dict):
-                raise TypeError("expected tensor batches (or (images, labels) tuples), got a dict")
-            prepared = prepare_image(batch, data_range=data_range, bit_depth=bit_depth, alpha=alpha, role="batch")
-            stats.notes.extend(n for n in prepared.notes if n not in stats.notes)
-            x = prepared.pixels
-            if prepared.backend == "numpy":
-                x = torch.from_numpy(x).permute(0, 3, 1, 2)
-            x = to_rgb(x, "torch")
-            for start in range(0, x.shape[0], self.batch_size):
-                chunk = x[start : start + self.batch_size]
-                stats.update(self.features(preprocess(chunk.cpu(), self.mode, prepared.data_range)))
-            done += x.shape[0]
-            if progress is not None:
-                progress(done, total or done)
-        if stats.n < 2:
-            raise IQAError(f"FID needs at least 2 images, got {stats.n}")
-        return stats
+def make_features(
+    extractor: str,
+    *,
+    dims: int | None = None,
+    mode: str | None = None,
+    weights: str | os.PathLike | None = None,
+    device: str | None = None,
+    batch_size: int = 50,
+    workers: int | None = None,
+    fast: bool = False,
+) -> FeatureExtractor:
+    """The feature extractor ``extractor`` (``iqa metrics`` lists them), its network loaded
+    on first use; ``dims`` and ``mode`` default to the extractor's."""
+    check_choice(None, "extractor", extractor, EXTRACTORS)
+    spec = EXTRACTORS[extractor]
+    mode = spec.modes[0] if mode is None else mode
+    if extractor == "inception":
+        return InceptionFeatures(dims=spec.default_dims if dims is None else dims, mode=mode, weights=weights,
+                                 device=device, batch_size=batch_size, workers=workers, fast=fast)
+    if dims is not None:
+        check_choice(None, "dims", dims, spec.dims)
+    return DinoV2Features(extractor, mode=mode, weights=weights, device=device, batch_size=batch_size, workers=workers)

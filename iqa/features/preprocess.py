@@ -6,6 +6,15 @@ channel in float32, clipped to [0, 255] and not requantised, then (x − 128)/12
 torch-fidelity's protocol (torchmetrics' with ``antialias=False``): uint8 input, TensorFlow
 1.x bilinear resize, (x − 128)/128.
 
+DINOv2's modes (224×224 input, ImageNet mean/std), each a peer's exact steps:
+``"dgm-eval"`` (default): PIL ``convert('RGB')``, PIL bicubic resize of the 8-bit image to
+224×224 (PIL's resampling widens the filter when shrinking: antialiased; no crop), ÷255,
+``(x − mean)/std`` in float32 (torchvision's ``Resize``, ``ToTensor``, ``Normalize`` as
+dgm-eval composes them). ``"tf"``: torch-fidelity 0.4's DINOv2 path: uint8 → float32, TF1
+bilinear resize to 224, ``(x − 255·mean)/(255·std)``. ``"edm2"``: EDM2's detector: float32
+images in [0, 255] resized by ``F.interpolate(bicubic, antialias=True)`` with no rounding to
+8 bits, then ÷255, ``− mean``, ``÷ std``.
+
 Before any mode, a file is decoded to 8-bit RGB by the image layer: gray replicated, the
 alpha policy applied, 16-bit reduced by round(x/257).
 """
@@ -23,10 +32,33 @@ from iqa.features import MODES
 from iqa.io import prepare_image, read_image, to_rgb, to_uint8
 from iqa.options import check_choice
 
-__all__ = ["SIZE", "file_to_uint8", "preprocess", "resize_pil_bicubic", "resize_tf1_bilinear"]
+__all__ = [
+    "DINOV2_MODES",
+    "DINOV2_SIZE",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "SIZE",
+    "file_to_uint8",
+    "preprocess",
+    "preprocess_dinov2",
+    "resize_pil_bicubic",
+    "resize_pil_uint8",
+    "resize_tf1_bilinear",
+]
 
 #: Input size of the Inception network.
 SIZE = 299
+
+#: Input size of the DINOv2 networks in every mode (their position embedding is interpolated
+#: from 37×37 to 16×16 patches).
+DINOV2_SIZE = 224
+
+#: DINOv2's preprocessing modes; the first is the default.
+DINOV2_MODES = ("dgm-eval", "tf", "edm2")
+
+#: ImageNet's channel mean and standard deviation (torchvision's, DINOv2's).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 
@@ -136,3 +168,76 @@ def file_to_uint8(path: Path, alpha: str, data_range: float | None, bit_depth: i
         notes.append(f"{prepared.source_dtype} reduced to 8 bits: round(x·255/{prepared.data_range:g})")
     rgb = to_rgb(prepared.pixels[0], "numpy")
     return to_uint8(rgb, prepared.data_range), tuple(notes)
+
+
+def resize_pil_uint8(u8: np.ndarray, size: int = DINOV2_SIZE) -> np.ndarray:
+    """dgm-eval's resize: an 8-bit ``H×W×3`` image through PIL's bicubic ``resize`` to
+    ``size×size`` (what torchvision's ``Resize`` does to a PIL image), still 8-bit."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(u8), mode="RGB").resize((size, size), Image.BICUBIC))
+
+
+def _to_uint8_tensor(x: Any, peak: float) -> Any:
+    import torch
+
+    if x.dtype == torch.uint8:
+        return x
+    return torch.round(x.to(torch.float64) * (255.0 / peak)).clamp_(0, 255).to(torch.uint8)
+
+
+def preprocess_dinov2(pixels: Any, mode: str, data_range: float = 255.0, *, resized: bool = False) -> Any:
+    """Resize and normalise RGB images for DINOv2 as ``mode`` prescribes (module docstring).
+
+    Args:
+        pixels: a uint8 NumPy ``H×W×3`` image, or a torch ``N×3×H×W`` tensor (uint8, or float
+            with peak value ``data_range``).
+        mode: ``"dgm-eval"``, ``"tf"`` or ``"edm2"``.
+        data_range: the peak value of float tensors.
+        resized: ``pixels`` (a NumPy image, ``"dgm-eval"``) was already resized by
+            :func:`resize_pil_uint8` (on a decoding thread).
+
+    Returns:
+        A float32 tensor ``N×3×224×224`` (``3×224×224`` for a NumPy image).
+
+    ``"dgm-eval"`` and ``"tf"`` are defined on 8-bit images: float tensors are rounded to 8
+    bits first; ``"edm2"`` keeps float tensors' precision (x·255/data_range).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    check_choice(None, "mode", mode, DINOV2_MODES)
+    single = isinstance(pixels, np.ndarray)
+    if single:
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+            raise ShapeError(f"expected a uint8 H×W×3 image, got {pixels.dtype} {pixels.shape}")
+        if mode == "dgm-eval":
+            u8 = pixels if resized else resize_pil_uint8(pixels)
+            x = torch.from_numpy(np.array(u8)).permute(2, 0, 1)[None]
+        else:
+            x = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)[None]
+    else:
+        x = pixels
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ShapeError(f"expected an N×3×H×W tensor, got shape {tuple(x.shape)}")
+        peak = 255.0 if x.dtype == torch.uint8 else float(data_range)
+        if mode == "dgm-eval":
+            u8 = _to_uint8_tensor(x, peak).permute(0, 2, 3, 1).cpu().numpy()
+            x = torch.from_numpy(np.stack([resize_pil_uint8(a) for a in u8])).permute(0, 3, 1, 2)
+        elif mode == "tf":
+            x = _to_uint8_tensor(x, peak)
+        else:
+            x = x.to(torch.float32) if peak == 255.0 else x.to(torch.float32) * (255.0 / peak)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
+    if mode == "dgm-eval":  # ToTensor (÷255), then Normalize
+        out = x.to(torch.float32).div(255).sub(mean).div(std)
+    elif mode == "tf":  # torch-fidelity: normalize with the 255-scaled constants
+        x = resize_tf1_bilinear(x.to(torch.float32), DINOV2_SIZE)
+        m255 = torch.tensor([255 * v for v in IMAGENET_MEAN], dtype=torch.float32).view(1, 3, 1, 1)
+        s255 = torch.tensor([255 * v for v in IMAGENET_STD], dtype=torch.float32).view(1, 3, 1, 1)
+        out = x.sub(m255).div(s255)
+    else:  # EDM2: torch bicubic with antialias on float images
+        x = F.interpolate(x.to(torch.float32), size=(DINOV2_SIZE, DINOV2_SIZE), mode="bicubic", antialias=True)
+        out = (x / 255 - mean) / std
+    return out[0] if single else out
