@@ -291,7 +291,7 @@ stats_cmd = _command(
 
 def _evaluate(**kw: Any) -> None:
     from iqa.errors import OptionError
-    from iqa.evaluate import evaluate
+    from iqa.evaluation import evaluate
     from iqa.runtime import check_device
 
     namer = cli_namer()

@@ -119,3 +119,28 @@ def test_cli_under_torchrun_reports_once_with_the_same_fid(setup, tmp_path):
     # above), and 9 images in 64-d give singular covariances, whose square root amplifies it:
     # measured 1.8e-8 relative, so 1e-6.
     assert float(lines[0]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_evaluate_under_torchrun_equals_one_process(setup, tmp_path):
+    """Each rank extracts its shard; rank 0 gathers the features (in file order) and computes."""
+    from click.testing import CliRunner
+
+    from iqa.cli import main
+
+    weights, _, (a, b) = setup
+    args = ["evaluate", str(a), str(b), "-m", "fd,kid,precision,recall,density,coverage", "--extractor", "inception",
+            "--dims", "64", "--nearest-k", "3", "--subset-size", "5", "--weights", str(weights), "--workers", "1",
+            "--format", "json"]
+    exe = Path(sys.executable).with_name("iqa")
+    res = _torchrun(["--no-python", str(exe), *args], tmp_path)
+    assert res.returncode == 0, _why(res)
+    got = json.loads(res.stdout)  # rank 0 alone prints: one JSON object
+    one = CliRunner().invoke(main, args)
+    assert one.exit_code == 0, one.output
+    want = json.loads(one.stdout)
+    for name in ("precision", "recall", "density", "coverage"):
+        assert got[name] == want[name], name  # counts: identical (features equal to ~1e-7)
+    # features off by float32 round-off across ranks (see above), moments summed in another
+    # order: 1e-6 relative for FD and KID.
+    assert got["fd"] == pytest.approx(want["fd"], rel=1e-6) and got["kid"] == pytest.approx(want["kid"], rel=1e-6)
+    assert got["provenance"]["feature_spaces"][0]["real"]["n"] == 9

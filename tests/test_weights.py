@@ -410,3 +410,34 @@ def test_unwritable_cache_folder_is_a_weights_error(tmp_path, monkeypatch):
     msg = str(err.value)
     assert msg.startswith(f"{folder}: cannot write to the cache folder (Permission denied)")
     assert "IQA_CACHE_DIR" in msg and "\n" not in msg
+
+
+# --------------------------------------------------------------------------------------
+# Unpinned files (no published digest: Meta's DINOv2)
+# --------------------------------------------------------------------------------------
+
+
+def test_unpinned_file_records_its_digest_at_first_download_and_verifies_later(server, tmp_path, monkeypatch):
+    base, routes = server
+    data = payload(tmp_path)
+    routes["/dinov2_test.pth"] = (data, "ok")
+    entry = weights.WeightsFile(name="dinov2-test", filename="dinov2_test.pth", url=base + "/dinov2_test.pth",
+                                sha256="", size_mib=None, description="test file", licence="Apache-2.0")
+    monkeypatch.setitem(weights.REGISTRY, "dinov2-test", entry)
+    assert not entry.pinned and not entry.hash_is_prefix
+    assert weights.recorded_sha256("dinov2-test") is None
+    path = weights.get_path("dinov2-test")
+    digest = hashlib.sha256(data).hexdigest()
+    assert weights.recorded_sha256("dinov2-test") == digest
+    res = CliRunner().invoke(main, ["weights", "list"])
+    line = dict(x.split("\t", 1) for x in res.stdout.splitlines())["dinov2-test"]
+    assert line == f"ok\t{path}\tunpinned (recorded {digest})\tApache-2.0".replace("ok", "present", 1)
+    assert weights.load_state_dict("dinov2-test")["features.0.weight"].numel() == 4096
+    path.write_bytes(data[:-1] + b"x")  # the file changes after its digest was recorded
+    with pytest.raises(WeightsError, match=r"differs from .* recorded when dinov2-test was first downloaded"):
+        weights.get_path("dinov2-test")
+    path.unlink()  # a different file at the URL now: refused against the record
+    routes["/dinov2_test.pth"] = (data + b"\0", "ok")
+    with pytest.raises(WeightsError, match="recorded at the first download"):
+        weights.download("dinov2-test")
+    assert not path.exists()

@@ -333,7 +333,7 @@ def check_compatible(a: FIDStatistics, b: FIDStatistics, *, allow_mismatch: bool
         )
     if a.weights_sha256 and b.weights_sha256 and a.weights_sha256 != b.weights_sha256:
         raise IQAError(
-            f"statistics made with different {a.extractor or 'network'} weights ({a.weights_sha256[:12]}… and "
+            f"statistics made with different {'Inception' if a.extractor in (None, 'inception') else a.extractor} weights ({a.weights_sha256[:12]}… and "
             f"{b.weights_sha256[:12]}…) are not comparable; recompute one, or pass "
             "{allow}",
             options={"allow": ("allow_mismatch", True)},

@@ -1,0 +1,141 @@
+"""``iqa evaluate`` and ``iqa.evaluate``: several set metrics in one pass, reusable ``.npz``
+features, refusal of mixed extractors and modes, the provenance, and the metrics' values
+against references we did not write (prdc, pytorch-fid's Fréchet function) on the same
+features. DINOv2 ViT-S/14 weights are generated in Meta's layout (``dinov2_weights``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import dinov2_weights as dw  # tests/ is on sys.path
+import fid_weights as fw
+import iqa
+from iqa.cli import main
+from iqa.distribution.statistics import FIDStatistics
+from iqa.features.pipeline import DinoV2Features
+
+N = 5  # images per set: few (a ViT-S forward each), enough for k = 3
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("evaluate")
+    weights = dw.weights_file(tmp_path_factory.getbasetemp(), "vits14", seed=1)
+    for name, kind, seed in (("real", "smooth", 61), ("gen", "noisy", 62)):
+        (root / name).mkdir()
+        for i, img in enumerate(fw.synthetic_images(N, 32, seed, kind)):
+            Image.fromarray(img).save(root / name / f"{i:02d}.png")
+    runner = CliRunner()
+    npz = {}
+    for name in ("real", "gen"):
+        out = root / f"{name}.npz"
+        res = runner.invoke(main, ["stats", str(root / name), "--extractor", "dinov2-vits14", "--keep-features",
+                                   "--weights", str(weights), "--workers", "0", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        npz[name] = out
+    return root, weights, npz
+
+
+def _evaluate(args):
+    res = CliRunner().invoke(main, ["evaluate", *map(str, args), "--format", "json"])
+    return res, (json.loads(res.stdout) if res.exit_code == 0 else None)
+
+
+ALL = "fd,kid,precision,recall,density,coverage"
+
+
+def test_values_match_prdc_on_the_same_features(setup, capsys):
+    """PRDC against prdc; FD and KID against the functions on feature arrays (themselves
+    tested against pytorch-fid and torch-fidelity) on the features the files hold."""
+    from prdc import compute_prdc
+
+    root, weights, npz = setup
+    res, doc = _evaluate([npz["real"], npz["gen"], "-m", ALL, "--extractor", "dinov2-vits14", "--nearest-k", "3",
+                          "--subset-size", "6"])
+    assert res.exit_code == 0, res.output
+    real, gen = (FIDStatistics.load(npz[n]).features for n in ("real", "gen"))
+    ref = compute_prdc(real, gen, nearest_k=3)
+    capsys.readouterr()
+    for name in ("precision", "recall", "density", "coverage"):
+        assert doc[name] == pytest.approx(float(ref[name]), abs=1e-12), name  # counts: identical
+    assert 0 < doc["precision"] < 1 or 0 < doc["recall"] < 1  # not a trivial comparison
+    # FD from the accumulated sums vs from the features: 5 images in 384-d give singular
+    # covariances, whose square root amplifies round-off: 1e-6 relative.
+    assert doc["fd"] == pytest.approx(iqa.fd_features(real, gen), rel=1e-6) and doc["fd"] > 1
+    with pytest.warns(iqa.IQAWarning, match="subset size reduced"):
+        kid = iqa.kid_features(real, gen, subset_size=6)
+    assert (doc["kid"], doc["kid_std"]) == pytest.approx((kid.mean, kid.std), rel=1e-12)
+    space = doc["provenance"]["feature_spaces"][0]
+    assert (space["extractor"], space["mode"], space["dims"]) == ("dinov2-vits14", "dgm-eval", 384)
+    assert space["real"]["n"] == space["generated"]["n"] == N
+    assert len(space["weights_sha256"]) == 64
+    assert doc["provenance"]["options"]["precision"]["nearest_k"] == 3
+
+
+def test_one_pass_over_folders_equals_the_reused_npz_files(setup, monkeypatch):
+    """Folders in, each image decoded once although two networks' statistics are made from it."""
+    import iqa.features.pipeline as pipeline
+
+    root, weights, npz = setup
+    decoded = []
+    real_decode = pipeline.file_to_uint8
+    monkeypatch.setattr(pipeline, "file_to_uint8", lambda path, *a: decoded.append(path) or real_decode(path, *a))
+    kw = dict(metrics="fd,precision,recall,density,coverage,kid", extractor="dinov2-vits14", nearest_k=3, subset_size=5)
+    inception = fw.weights_file(root.parent)
+    with pytest.warns(iqa.IQAWarning):  # singular covariances, KID subsets reduced to 5
+        result = iqa.evaluate(root / "real", root / "gen", weights={"dinov2-vits14": weights, "inception-fid": inception},
+                              workers=0, **{**kw, "metrics": kw["metrics"] + ",fid"})
+        again = iqa.evaluate(npz["real"], npz["gen"], **kw)
+    assert len(decoded) == 2 * N == len(set(decoded))
+    spaces = result.provenance["feature_spaces"]
+    assert [s["extractor"] for s in spaces] == ["inception", "dinov2-vits14"] and result["fid"] > 0
+    del result.values["fid"]
+    assert result.values == pytest.approx(again.values, rel=1e-12)
+    assert result["precision"] == result.values["precision"]
+
+
+def test_npz_of_another_extractor_or_mode_is_refused(setup, tmp_path):
+    root, weights, npz = setup
+    res, _ = _evaluate([npz["real"], npz["gen"], "-m", "precision"])  # default extractor: dinov2-vitl14
+    assert res.exit_code == 1
+    assert "holds dinov2-vits14 features, but dinov2-vitl14 was asked for" in res.output
+    assert "--extractor dinov2-vits14" in res.output and "Traceback" not in res.output
+    tf = tmp_path / "gen-tf.npz"
+    r = CliRunner().invoke(main, ["stats", str(root / "gen"), "--extractor", "dinov2-vits14", "--mode", "tf",
+                                  "--keep-features", "--feature-dtype", "float16", "--weights", str(weights),
+                                  "--workers", "0", "-o", str(tf)])
+    assert r.exit_code == 0, r.output
+    with np.load(tf) as f:
+        assert f["feats"].dtype == np.float16 and str(f["extractor"]) == "dinov2-vits14" and str(f["mode"]) == "tf"
+    res, _ = _evaluate([npz["real"], tf, "-m", "fd", "--extractor", "dinov2-vits14"])
+    assert res.exit_code == 1 and "different preprocessing modes ('dgm-eval' and 'tf')" in res.output
+
+
+def test_one_npz_cannot_serve_two_feature_spaces(setup):
+    root, weights, npz = setup
+    res, _ = _evaluate([npz["real"], npz["gen"], "-m", "fid,fd", "--extractor", "dinov2-vits14"])
+    assert res.exit_code == 1 and "holds dinov2-vits14 features, but inception was asked for" in res.output
+
+
+def test_fd_dinov2_uses_vitl14_and_checks_the_file_size(setup):
+    root, weights, npz = setup
+    res, _ = _evaluate([root / "real", root / "gen", "-m", "fd-dinov2", "--weights", f"dinov2-vitl14={weights}"])
+    assert res.exit_code == 1
+    assert "dinov2-vitl14 has width 1024, depth 24, 16 heads" in res.output
+    res, _ = _evaluate([root / "real", root / "gen", "-m", "fd-dinov2,precision", "--extractor", "dinov2-vits14",
+                        "--weights", f"dinov2-vits14={weights}", "--mode", "edm2", "--nearest-k", "0"])
+    assert res.exit_code == 2 and "--nearest-k must be an integer of at least 1" in res.output
+
+
+def test_metrics_list_and_registry(setup):
+    res = CliRunner().invoke(main, ["metrics"])
+    for name in ("fd", "fd-dinov2", "precision", "recall", "density", "coverage"):
+        assert iqa.registry.get(name).kind == "two-set"
+        assert name in res.stdout
