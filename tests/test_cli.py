@@ -148,7 +148,7 @@ def test_metrics_json_lists_every_metric():
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert list(doc) == ["psnr", "ssim", "ms-ssim", "lpips", "dists", "vifp", "gmsd", "ms-gmsd", "fsim", "fsimc",
-                         "haarpsi", "fid", "kid"]
+                         "haarpsi", "fid", "kid", "fd", "fd-dinov2", "precision", "recall", "density", "coverage"]
     kinds = {name: (d["kind"], d["direction"]) for name, d in doc.items()}
     higher, lower = ("pair", "higher is better"), ("pair", "lower is better")
     assert kinds == {
@@ -156,6 +156,8 @@ def test_metrics_json_lists_every_metric():
         "gmsd": lower, "ms-gmsd": lower, "fsim": higher, "fsimc": higher, "haarpsi": higher,
         "fid": ("two-set", "lower is better"),
         "kid": ("two-set", "lower is better"),
+        "fd": ("two-set", "lower is better"), "fd-dinov2": ("two-set", "lower is better"),
+        **{m: ("two-set", "higher is better") for m in ("precision", "recall", "density", "coverage")},
     }
     options = {name: d["options"] for name, d in doc.items()}
     assert options["psnr"] == {}
@@ -163,7 +165,9 @@ def test_metrics_json_lists_every_metric():
     assert set(options["ms-ssim"]) == {"win_size", "sigma", "scales", "scale_weights"}
     assert options["lpips"]["net"]["default"] == "alex" and options["lpips"]["net"]["choices"] == ["alex", "vgg", "squeeze"]
     assert options["lpips"]["version"]["choices"] == ["0.1", "0.0"]
-    assert options["fid"]["dims"]["default"] == 2048 and 2048 in options["fid"]["dims"]["choices"]
+    # dims and mode default to the extractor's (inception: 2048, pytorch-fid)
+    assert options["fid"]["dims"]["default"] is None and 2048 in options["fid"]["dims"]["choices"]
+    assert options["precision"]["nearest_k"]["default"] == 5
     assert options["kid"]["subsets"]["default"] == 100 and options["kid"]["seed"]["default"] == 2020
     for name, opts in options.items():
         for key, o in opts.items():
