@@ -290,3 +290,16 @@ def test_compare_with_report(tmp_path):
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 1 and res.stderr.strip().endswith("rep: already exists; pass --overwrite to replace it")
     assert not (tmp_path / "out").exists()
+
+
+def test_python_report_of_a_comparison_object(comparison, tmp_path):
+    """iqa.report takes a Comparison: saved, it reports on its folder; unsaved, it says what
+    to do."""
+    files = {m: comparison / "scores" / f"{m}.csv" for m in ("good", "bad")}
+    unsaved = iqa.compare(None, files, metrics=["psnr"], n_resamples=100)
+    with pytest.raises(iqa.IQAError, match=r"not been saved: call its save\(outdir\)"):
+        iqa.report(unsaved, tmp_path / "r")
+    saved = unsaved.save(tmp_path / "cmp")
+    data = page_data(iqa.report(saved, tmp_path / "r", gallery_size=0))
+    assert [m["name"] for m in data["methods"]] == ["good", "bad"]
+    assert data["summary"]["bad"]["psnr"]["mean"] == saved.summary["bad"]["psnr"]["mean"]
