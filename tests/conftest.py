@@ -44,7 +44,7 @@ def comparison(tmp_path_factory) -> Path:
     """``iqa compare``'s output folder for 60 small images (five with names that HTML and
     URLs take for syntax), three methods, PSNR and SSIM."""
     import iqa
-    from report_outdir import HOSTILE_NAMES, make_images
+    from report_images import HOSTILE_NAMES, make_images
 
     root = tmp_path_factory.mktemp("comparison")
     f = make_images(root / "images", 60, names=list(HOSTILE_NAMES))

@@ -22,7 +22,7 @@ import iqa
 from iqa.cli import main
 from iqa.compare.report import render, script_json
 from iqa.compare.report_data import Method, Metric, Results, differing, worst
-from report_outdir import HOSTILE_NAMES
+from report_images import HOSTILE_NAMES
 
 pytest.importorskip("matplotlib", reason="iqa report needs matplotlib (the report extra)")
 
@@ -246,7 +246,7 @@ def test_without_matplotlib_one_line(outdir, tmp_path):
 def test_lpips_maps_with_local_weights_only(squeeze_weights, tmp_path):
     """LPIPS maps are drawn with the backbone file that scored LPIPS (never a download);
     when that file is gone, the page says so instead."""
-    from report_outdir import make_images
+    from report_images import make_images
 
     f = make_images(tmp_path / "images", 4)
     out = tmp_path / "out"
@@ -273,7 +273,7 @@ def test_lpips_maps_with_local_weights_only(squeeze_weights, tmp_path):
 def test_compare_with_report(tmp_path):
     """iqa compare --report writes the comparison and its report in one go; an existing
     report folder is refused before anything is scored."""
-    from report_outdir import make_images
+    from report_images import make_images
 
     f = make_images(tmp_path / "images", 4)
     args = ["compare", str(f["reference"]), f"good={f['good']}", f"bad={f['bad']}", "-m", "psnr", "--n-resamples",

@@ -96,7 +96,7 @@
   // -- summary -------------------------------------------------------------------------
 
   function bestMethods(metric) {
-    if (metric.higher === null || metric.higher === undefined) { return []; }
+    if (metric.higher === null || metric.higher === undefined || METHODS.length < 2) { return []; }
     var best = null, who = [];
     METHODS.forEach(function (name) {
       var s = (D.summary[name] || {})[metric.key];
@@ -164,7 +164,8 @@
       return el("tr", { "data-method": name }, cells);
     });
     box.appendChild(el("table", { className: "summary", id: "summary-table" }, [el("thead", null, [head]), el("tbody", null, rows)]));
-    var legend = "★ best mean per metric (↑ higher is better, ↓ lower is better, from the metric registry).";
+    var legend = METHODS.length > 1 ? "★ best mean per metric (↑ higher is better, ↓ lower is better, from the metric registry)." :
+      "↑ higher is better, ↓ lower is better (from the metric registry).";
     if (D.kind === "compare") {
       var st = D.statistics || {};
       legend += " Δ: mean of method − " + D.baseline + " over the images both scored, with its " +
