@@ -9,6 +9,7 @@ Modules:
     :mod:`~iqa.scoring.stats`: running statistics and the summary table.
     :mod:`~iqa.scoring.rowfile`: CSV/JSON/JSONL rows, atomic rewrites, sidecars.
     :mod:`~iqa.scoring.run`: the file run (open, resume, score, merge).
+    :mod:`~iqa.scoring.sidecar`: the sidecar's status and owner (live runs, dead ones).
     :mod:`~iqa.scoring.maps`: per-pair heat-maps.
 
 Rows:
