@@ -87,16 +87,30 @@ def _warnings_to_stderr() -> Iterator[None]:
                         click.echo(f"iqa: warning: {msg}", err=True)
 
 
-def _npz_dims(source: str) -> int | None:
+def _npz_space(source: str) -> tuple[int | None, str | None]:
+    """An ``.npz`` input's feature dimension and extractor (None when unknown)."""
     if not source.lower().endswith(".npz") or not os.path.isfile(source):
-        return None
+        return None, None
     import numpy as np
 
     try:
         with np.load(source, allow_pickle=False) as f:
-            return int(f["dims"]) if "dims" in f.files else int(np.asarray(f["mu"]).size)
+            dims = int(f["dims"]) if "dims" in f.files else int(np.asarray(f["mu"]).size)
+            extractor = str(f["extractor"]) if "extractor" in f.files else None
+            return dims, extractor or None
     except Exception:  # an unreadable file is reported with its reason when it is loaded
-        return None
+        return None, None
+
+
+def _default_space(kw: dict[str, Any], sources: tuple[str, ...]) -> None:
+    """``--extractor`` and ``--dims`` default to an ``.npz`` input's (files made by ``iqa stats``)."""
+    found = [s for s in map(_npz_space, sources) if s[0] is not None]
+    if not found:
+        return
+    if kw.get("extractor") is None and found[0][1] is not None:
+        kw["extractor"] = found[0][1]
+    if kw.get("dims") is None and (found[0][1] is None or found[0][1] == kw.get("extractor")):
+        kw["dims"] = str(found[0][0])
 
 
 def _setup(cls: Any, kw: dict[str, Any], sources: tuple[str, ...]) -> tuple[Any, Any]:
@@ -106,10 +120,7 @@ def _setup(cls: Any, kw: dict[str, Any], sources: tuple[str, ...]) -> tuple[Any,
 
     namer = cli_namer()
     click.get_current_context().ensure_object(dict)["namer"] = namer
-    if kw.get("dims") is None:
-        found = [d for d in map(_npz_dims, sources) if d is not None]
-        if found:
-            kw["dims"] = str(found[0])
+    _default_space(kw, sources)
     options = build(cls, kw, namer=namer)
     try:
         from iqa.runtime import check_device
@@ -297,6 +308,7 @@ def _evaluate(**kw: Any) -> None:
     namer = cli_namer()
     click.get_current_context().ensure_object(dict)["namer"] = namer
     sources = (kw["real"], kw["generated"])
+    _default_space(kw, sources)
     options = {}
     for cls in (PRDCOptions, KIDOptions, FDOptions):
         for f in cls.fields():
@@ -358,7 +370,8 @@ def _evaluate_params() -> list[click.Parameter]:
                 opt = field_option(f)
                 if f.name == "extractor":
                     opt.help = ("Feature space of fd, kid, precision, recall, density and coverage (fid is "
-                                "always inception's, fd-dinov2 dinov2-vitl14's).  [default: dinov2-vitl14]")
+                                "always inception's, fd-dinov2 dinov2-vitl14's).  [default: an .npz input's, "
+                                "else dinov2-vitl14]")
                 params.append(opt)
     runtime_options(params, batch_size=50, pairs=False)
     workers_option(params, "decode and resize images")

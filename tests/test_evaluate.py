@@ -103,7 +103,9 @@ def test_one_pass_over_folders_equals_the_reused_npz_files(setup, monkeypatch):
 
 def test_npz_of_another_extractor_or_mode_is_refused(setup, tmp_path):
     root, weights, npz = setup
-    res, _ = _evaluate([npz["real"], npz["gen"], "-m", "precision"])  # default extractor: dinov2-vitl14
+    res, doc = _evaluate([npz["real"], npz["gen"], "-m", "precision", "--nearest-k", "3"])  # --extractor: the files'
+    assert res.exit_code == 0 and doc["provenance"]["feature_spaces"][0]["extractor"] == "dinov2-vits14"
+    res, _ = _evaluate([npz["real"], npz["gen"], "-m", "precision", "--extractor", "dinov2-vitl14"])
     assert res.exit_code == 1
     assert "holds dinov2-vits14 features, but dinov2-vitl14 was asked for" in res.output
     assert "--extractor dinov2-vits14" in res.output and "Traceback" not in res.output
