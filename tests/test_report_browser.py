@@ -211,3 +211,36 @@ def test_no_console_errors_and_a_screenshot(browser, site, tmp_path):
     shot = tmp_path / "report.png"
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_missing_images_show_placeholders(browser, site, tmp_path):
+    """A report whose images are partly gone: placeholders load, nothing links to a missing
+    file, the warning is on the page, and the console stays clean."""
+    import json
+
+    import iqa
+
+    comparison = site[0]
+    shutil.copytree(comparison.parent / "images", tmp_path / "images")
+    scores = tmp_path / "bad.csv"
+    shutil.copy(comparison / "scores" / "bad.csv", scores)
+    meta = json.loads((comparison / "scores" / "bad.csv.meta.json").read_text())
+    meta.update(reference_root=str(tmp_path / "images" / "reference"), distorted_root=str(tmp_path / "images" / "bad"))
+    (tmp_path / "bad.csv.meta.json").write_text(json.dumps(meta))
+    for row in sorted(read_csv(scores), key=lambda r: float(r["psnr"]))[:2]:
+        (tmp_path / "images" / "bad" / row["reference"]).unlink()
+    with pytest.warns(iqa.IQAWarning, match=r"2 image file\(s\) not found"):
+        index = iqa.report(scores, tmp_path / "report", gallery_size=2)
+    browser.get(index.resolve().as_uri())
+    try:
+        images = js(browser, "return Array.from(document.images).map(i => [i.getAttribute('src'), "
+                             "i.complete && i.naturalWidth > 0]);")
+        assert [src for src, ok in images if not ok] == []
+        assert sum(src == "assets/missing.svg" for src, _ in images) >= 2
+        links = js(browser, "return Array.from(document.links).map(a => a.href);")
+        gone = [u for u in links if urlparse(u).scheme == "file" and not Path(unquote(urlparse(u).path)).exists()]
+        assert gone == []
+        assert "2 image file(s) not found" in browser.find_element("id", "warnings").text
+        assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    finally:
+        browser.get(site[1].resolve().as_uri())  # back to the module's report
