@@ -37,3 +37,18 @@ def make_images(root: Path, n: int, *, size: tuple[int, int] = (48, 40), seed: i
                 out = np.clip(base + rng.normal(0, sd * (1 + (i % 3) / 2), base.shape), 0, 255).astype(np.uint8)
             write_png(folders[method] / name, out)
     return folders
+
+
+def copy_method(comparison: Path, method: str, dest: Path) -> Path:
+    """One method's score file of a comparison, with its sidecar and all the images, copied
+    into ``dest`` (its roots pointed at the copies), so that a test may delete images."""
+    import json
+    import shutil
+
+    shutil.copytree(comparison.parent / "images", dest / "images")
+    scores = dest / f"{method}.csv"
+    shutil.copy(comparison / "scores" / f"{method}.csv", scores)
+    meta = json.loads((comparison / "scores" / f"{method}.csv.meta.json").read_text())
+    meta.update(reference_root=str(dest / "images" / "reference"), distorted_root=str(dest / "images" / method))
+    (dest / f"{method}.csv.meta.json").write_text(json.dumps(meta))
+    return scores

@@ -22,7 +22,7 @@ import iqa
 from iqa.cli import main
 from iqa.compare.report import render, script_json
 from iqa.compare.report_data import Method, Metric, Results, differing, worst
-from report_images import HOSTILE_NAMES
+from report_images import HOSTILE_NAMES, copy_method
 
 pytest.importorskip("matplotlib", reason="iqa report needs matplotlib (the report extra)")
 
@@ -56,14 +56,8 @@ def built(comparison_report) -> Path:
 
 @pytest.fixture
 def single(comparison, tmp_path) -> Path:
-    """One method's score file with its images, copied (the tests may delete images)."""
-    shutil.copytree(comparison.parent / "images", tmp_path / "images")
-    scores = tmp_path / "bad.csv"
-    shutil.copy(comparison / "scores" / "bad.csv", scores)
-    doc = json.loads((comparison / "scores" / "bad.csv.meta.json").read_text())
-    doc.update(reference_root=str(tmp_path / "images" / "reference"), distorted_root=str(tmp_path / "images" / "bad"))
-    (tmp_path / "bad.csv.meta.json").write_text(json.dumps(doc))
-    return scores
+    """The "bad" method's score file with its images, copied (the tests may delete images)."""
+    return copy_method(comparison, "bad", tmp_path)
 
 
 def test_embedded_values_equal_the_score_csvs(outdir, built):

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from report_images import HOSTILE_NAMES
+from report_images import HOSTILE_NAMES, copy_method
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -216,17 +216,9 @@ def test_no_console_errors_and_a_screenshot(browser, site, tmp_path):
 def test_missing_images_show_placeholders(browser, site, tmp_path):
     """A report whose images are partly gone: placeholders load, nothing links to a missing
     file, the warning is on the page, and the console stays clean."""
-    import json
-
     import iqa
 
-    comparison = site[0]
-    shutil.copytree(comparison.parent / "images", tmp_path / "images")
-    scores = tmp_path / "bad.csv"
-    shutil.copy(comparison / "scores" / "bad.csv", scores)
-    meta = json.loads((comparison / "scores" / "bad.csv.meta.json").read_text())
-    meta.update(reference_root=str(tmp_path / "images" / "reference"), distorted_root=str(tmp_path / "images" / "bad"))
-    (tmp_path / "bad.csv.meta.json").write_text(json.dumps(meta))
+    scores = copy_method(site[0], "bad", tmp_path)
     for row in sorted(read_csv(scores), key=lambda r: float(r["psnr"]))[:2]:
         (tmp_path / "images" / "bad" / row["reference"]).unlink()
     with pytest.warns(iqa.IQAWarning, match=r"2 image file\(s\) not found"):
