@@ -297,3 +297,17 @@ def test_python_report_of_a_comparison_object(comparison, tmp_path):
     data = page_data(iqa.report(saved, tmp_path / "r", gallery_size=0))
     assert [m["name"] for m in data["methods"]] == ["good", "bad"]
     assert data["summary"]["bad"]["psnr"]["mean"] == saved.summary["bad"]["psnr"]["mean"]
+
+
+def test_report_into_the_current_folder(single):
+    """`-o .` in an empty folder fills it; replacing it keeps the folder (a shell inside it
+    stays valid) and leaves nothing beside it."""
+    here = Path.cwd()
+    assert not any(here.iterdir())
+    iqa.report(single, ".", gallery_size=0)
+    assert (here / "index.html").is_file() and (here / "plots").is_dir()
+    inode = here.stat().st_ino
+    iqa.report(single, ".", gallery_size=0, overwrite=True, title="again")
+    assert here.stat().st_ino == inode and Path.cwd() == here
+    assert page_data(here / "index.html")["title"] == "again"
+    assert [p.name for p in here.parent.iterdir() if p.name.startswith(f".{here.name}.")] == []

@@ -102,13 +102,15 @@ def report(
     out = Path(output)
     check_output(out, overwrite, output_option)
     started = time.perf_counter()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    target = Path(os.path.abspath(out))  # "." has no name to put a sibling beside
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        tmp.mkdir(parents=True)
-        notes = _build(data, tmp, out, gallery_size, thumbnail_size, title, lpips_maps, started)
-        _move_into_place(tmp, out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        notes = _build(data, tmp, target, gallery_size, thumbnail_size, title, lpips_maps, started)
+        _move_into_place(tmp, target)
     except OSError as exc:
         raise IQAError(
             f"{out}: cannot write the report ({exc.strerror or exc}); choose a writable {{output}}",
@@ -141,7 +143,7 @@ def is_report(folder: Path) -> bool:
 
 def check_output(out: Path, overwrite: bool, option: str = "output") -> None:
     """Refuse a destination that exists (without ``overwrite``, or that is not a report),
-    before any work; create its parent folder.
+    before any work.
 
     Raises:
         IQAError: naming the folder and the option that would allow it.
@@ -158,18 +160,23 @@ def check_output(out: Path, overwrite: bool, option: str = "output") -> None:
                 "a new or empty {output}",
                 options=names,
             )
-    parent = out.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:
-    if out.is_dir():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
+    """Put the built report at ``out``. An existing folder (empty, or a report, as
+    :func:`check_output` ensured) keeps its identity, so that a shell inside it stays valid:
+    its old entries are moved aside, the new ones moved in, then the old ones removed."""
+    if not out.exists():
         os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    old.mkdir()
+    for child in list(out.iterdir()):
+        os.replace(child, old / child.name)
+    for child in list(tmp.iterdir()):
+        os.replace(child, out / child.name)
+    tmp.rmdir()
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _versions() -> dict[str, str]:
