@@ -289,7 +289,7 @@ def _build(data: Results, folder: Path, final: Path, k: int, size: int, title: s
     lpips_note = pictures.lpips_note if "lpips" in {m.key for m in data.metrics} else ""
     payload = {
         "format": "iqa-report/1",
-        "title": title or data.source.name,
+        "title": title or Path(os.path.abspath(data.source)).name or str(data.source),
         "kind": data.kind,
         "baseline": data.baseline,
         "metrics": [{"key": m.key, "label": m.label, "higher": m.higher, "unit": m.unit} for m in data.metrics],
