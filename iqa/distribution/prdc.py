@@ -17,7 +17,8 @@ Distances are exact (every pair is computed; no approximate neighbour search): s
 distances ``‖x‖² + ‖y‖² − 2x·y`` in float64 (absolute error ~1e-16·‖x‖², exact for
 integer-valued features), compared squared (so no square root rounds two different
 distances together). The n×m matrix is never held: blocks of ``chunk × chunk`` pairs are
-computed one at a time, on the CPU or a GPU (torch). Memory beyond the inputs (kept in their
+computed one at a time, on the CPU or a GPU (torch); within a set only the blocks on and
+above the diagonal (distances are symmetric). Memory beyond the inputs (kept in their
 own dtype; each block is upcast to float64): about ``3 · 8 · chunk²`` bytes for a block
 and its temporaries (100 MB at the default chunk of 2048) plus ``8 · (k + 4) · (n + m)``
 bytes of per-point vectors: 50,000 × 50,000 runs in under ~110 MB more than the features.
@@ -107,21 +108,30 @@ class _Blocks:
 
 def _kth_radii(x: Any, k: int, chunk: int) -> Any:
     """Squared distance from each row of ``x`` to its k-th nearest other row (self counted
-    as the first, at distance 0, as prdc counts it)."""
+    as the first, at distance 0, as prdc counts it).
+
+    Distances are symmetric, so only the blocks on and above the diagonal are computed; each
+    off-diagonal block updates its rows and, transposed, its columns' rows.
+    """
     import torch
 
     blocks = _Blocks(x, x, chunk)
-    out = []
-    for i in blocks.rows():
-        best = None
-        for j in blocks.cols():
+    starts = list(blocks.rows())
+    best: dict[int, Any] = {}
+
+    def merge(i: int, d: Any) -> None:
+        cand = d if i not in best else torch.cat([best[i], d], dim=1)
+        best[i] = torch.topk(cand, min(k + 1, cand.shape[1]), dim=1, largest=False).values
+
+    for a, i in enumerate(starts):
+        for j in starts[a:]:
             d = blocks.block(i, j)
             if i == j:  # the point itself is at distance 0, whatever the round-off says
                 d.fill_diagonal_(0.0)
-            cand = d if best is None else torch.cat([best, d], dim=1)
-            best = torch.topk(cand, min(k + 1, cand.shape[1]), dim=1, largest=False).values
-        out.append(best[:, k])
-    return torch.cat(out)
+            merge(i, d)
+            if i != j:
+                merge(j, d.T)
+    return torch.cat([best[i][:, k] for i in starts])
 
 
 def prdc_features(
@@ -184,16 +194,19 @@ def prdc_features(
         blocks = _Blocks(r, g, chunk)
         balls_per_generated = torch.zeros(g.shape[0], dtype=torch.int64, device=dev)
         real_recalled = torch.zeros(r.shape[0], dtype=torch.bool, device=dev)
-        nearest_generated = torch.full((r.shape[0],), float("inf"), dtype=torch.float64, device=dev)
+        real_covered = torch.zeros(r.shape[0], dtype=torch.bool, device=dev)
         for i in blocks.rows():
             rr = radii_r[i : i + chunk, None]
             for j in blocks.cols():
                 d = blocks.block(i, j)  # real rows × generated columns
-                balls_per_generated[j : j + chunk] += inside(d, rr).sum(0)
+                in_real_ball = inside(d, rr)
+                balls_per_generated[j : j + chunk] += in_real_ball.sum(0)
+                # coverage: the nearest generated point is inside the ball ⇔ some generated
+                # point is (prdc compares the row minimum; the same count)
+                real_covered[i : i + chunk] |= in_real_ball.any(1)
                 real_recalled[i : i + chunk] |= inside(d, radii_g[None, j : j + chunk]).any(1)
-                nearest_generated[i : i + chunk] = torch.minimum(nearest_generated[i : i + chunk], d.min(1).values)
         precision = (balls_per_generated > 0).double().mean().item()
         recall = real_recalled.double().mean().item()
         density = balls_per_generated.double().mean().item() / k
-        coverage = inside(nearest_generated, radii_r).double().mean().item()
+        coverage = real_covered.double().mean().item()
     return PRDCResult(precision, recall, density, coverage, k, int(r.shape[0]), int(g.shape[0]), bool(inclusive))
