@@ -61,10 +61,8 @@ def _spaces(names: tuple[str, ...], extractor: str, mode: str | None, dims: int 
             same = extractor == "inception"
             opts[name] = FIDOptions(extractor="inception", mode=mode if same else None, dims=dims if same else None,
                                     route=route, fast=fast)
-        elif name == "fd_dinov2":
-            FDDINOv2Options(route=route)
-            same = extractor == "dinov2-vitl14"
-            opts[name] = FDOptions(extractor="dinov2-vitl14", mode=mode if same and mode else "dgm-eval", route=route)
+        elif name == "fd_dinov2":  # by definition ViT-L/14 in dgm-eval mode, whatever --mode says
+            opts[name] = FDDINOv2Options(route=route).feature_options()
         elif name == "fd":
             opts[name] = FDOptions(**chosen, route=route, fast=fast)
         elif name == "kid":
