@@ -41,13 +41,13 @@ def squeeze_weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def comparison(tmp_path_factory) -> Path:
-    """``iqa compare``'s output folder for 60 small images (five with names that HTML and
+    """``iqa compare``'s output folder for 40 small images (five with names that HTML and
     URLs take for syntax), three methods, PSNR and SSIM."""
     import iqa
     from report_images import HOSTILE_NAMES, make_images
 
     root = tmp_path_factory.mktemp("comparison")
-    f = make_images(root / "images", 60, names=list(HOSTILE_NAMES))
+    f = make_images(root / "images", 40, names=list(HOSTILE_NAMES))
     out = root / "out"
     iqa.compare(f["reference"], {m: f[m] for m in ("good", "bad", "same")}, output=out, metrics=["psnr", "ssim"],
                 n_resamples=1000)

@@ -237,7 +237,7 @@ def test_without_matplotlib_one_line(outdir, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_lpips_maps_with_local_weights_only(squeeze_weights, tmp_path):
+def test_lpips_maps_with_local_weights_only(squeeze_weights, tmp_path, monkeypatch):
     """LPIPS maps are drawn with the backbone file that scored LPIPS (never a download);
     when that file is gone, the page says so instead."""
     from report_images import make_images
@@ -253,6 +253,22 @@ def test_lpips_maps_with_local_weights_only(squeeze_weights, tmp_path):
     backbone = data["provenance"]["settings"]["lpips"]["backbone"]
     assert any(w["sha256"] == backbone["sha256"] for w in data["provenance"]["weights"])
 
+    # Without that file (moved, or changed since), the page says why instead of downloading.
+    from iqa.compare.report_gallery import lpips_weights
+
+    settings = data["provenance"]["settings"]
+    assert lpips_weights(settings) == ({"squeezenet1_1": str(squeeze_weights)}, "")
+    gone = {**settings, "lpips": {**settings["lpips"], "backbone": {**backbone, "file": str(tmp_path / "gone.pth")}}}
+    assert lpips_weights(gone)[0] is None
+    assert lpips_weights(gone)[1].startswith("LPIPS maps are not drawn: the backbone file used for scoring")
+    changed = {**settings, "lpips": {**settings["lpips"], "backbone": {**backbone, "sha256": "0" * 64}}}
+    assert "has changed since scoring" in lpips_weights(changed)[1]
+    registry = {**settings, "lpips": {**settings["lpips"], "backbone": {**backbone, "source": "registry"}}}
+    monkeypatch.setenv("IQA_CACHE_DIR", str(tmp_path / "empty-cache"))
+    weights, why = lpips_weights(registry)
+    if weights is None:  # unless torch's hub cache holds the registry file
+        assert "not on this machine" in why and "never downloads" in why
+    # And the page: a report whose scoring file is gone has no LPIPS tiles and the note.
     moved = tmp_path / "elsewhere.pth"
     shutil.move(squeeze_weights, moved)
     try:
