@@ -38,8 +38,8 @@ def make_pair_command(spec: Any) -> click.Command:
     ``--format``."""
     cls = spec.options_class()
     params: list[click.Parameter] = [
-        click.Argument(["reference"], type=click.Path(dir_okay=False)),
-        click.Argument(["distorted"], type=click.Path(dir_okay=False)),
+        click.Argument(["reference"], type=click.Path(readable=False)),
+        click.Argument(["distorted"], type=click.Path(readable=False)),
     ]
     add_options(params, ImageOptions)
     if spec.conventions:

@@ -155,14 +155,14 @@ def _params() -> list[click.Parameter]:
     metrics = registry.pair_metrics()
     shared = scoring_params()
     return [
-        click.Argument(["reference"], type=click.Path(exists=True, file_okay=False)),
-        click.Argument(["distorted"], type=click.Path(exists=True, file_okay=False)),
+        click.Argument(["reference"], type=click.Path(readable=False)),
+        click.Argument(["distorted"], type=click.Path(readable=False)),
         shared[0],
         click.Option(["-o", "--output"], type=click.Path(), default=None,
                      help="Result file; '-' or none: stdout, each row as it completes (no sidecar, no resume)."),
         click.Option(["--format", "fmt"], type=click.Choice(["csv", "json", "jsonl"]), default=None,
                      help="Output format (default: from the output's extension, else csv)."),
-        click.Option(["--pairs", "pairs_file"], type=click.Path(exists=True, dir_okay=False), default=None,
+        click.Option(["--pairs", "pairs_file"], type=click.Path(readable=False), default=None,
                      help="CSV with columns reference,distorted (paths relative to REFERENCE and DISTORTED) "
                      "instead of matching the folders."),
         *shared[1:-1],

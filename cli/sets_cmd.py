@@ -44,7 +44,7 @@ def _is_main_rank() -> bool:
 
 def _params(cls: Any, *, sources: int) -> list[click.Parameter]:
     params: list[click.Parameter] = [
-        click.Argument([f"source{i + 1}" if sources > 1 else "source"], type=click.Path(exists=True))
+        click.Argument([f"source{i + 1}" if sources > 1 else "source"], type=click.Path(readable=False))
         for i in range(sources)
     ]
     for f in cls.cli_fields():
@@ -110,7 +110,12 @@ def _default_space(kw: dict[str, Any], sources: tuple[str, ...]) -> None:
     if kw.get("extractor") is None and found[0][1] is not None:
         kw["extractor"] = found[0][1]
     if kw.get("dims") is None and (found[0][1] is None or found[0][1] == kw.get("extractor")):
-        kw["dims"] = str(found[0][0])
+        from iqa.features import EXTRACTORS
+
+        # A dimension the extractor does not give is left for the file's own error, naming it.
+        spec = EXTRACTORS.get(kw.get("extractor") or "inception")
+        if spec is None or found[0][0] in spec.dims:
+            kw["dims"] = str(found[0][0])
 
 
 def _setup(cls: Any, kw: dict[str, Any], sources: tuple[str, ...]) -> tuple[Any, Any]:

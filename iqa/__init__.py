@@ -13,7 +13,13 @@ Example:
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# OpenCV reads its pixel limit (default 2^30) once, when cv2 is first imported; every cv2
+# import in iqa comes after this line. iqa checks each header against Pillow's
+# MAX_IMAGE_PIXELS before decoding, and this keeps OpenCV's own limit at the same default.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", "89478485")
 
 __version__ = "0.2.0"
 

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from iqa.decode import IMAGE_EXTENSIONS, iter_image_files, read_image
-from iqa.errors import RangeError, ShapeError
-from iqa.options import ALPHA_POLICIES, check_choice
+from iqa.errors import OptionError, RangeError, ShapeError
+from iqa.options import ALPHA_POLICIES, check_choice, check_data_range
 
 __all__ = [
     "ALPHA_POLICIES",
@@ -87,11 +87,10 @@ def resolve_data_range(
     if data_range is not None and bit_depth is not None:
         raise RangeError(f"{name}: give {{dr}} or {{bd}}, not both", options={"dr": "data_range", "bd": "bit_depth"})
     if data_range is not None:
-        dr = float(data_range)
-        if not np.isfinite(dr) or dr <= 0:
-            raise RangeError(f"{name}: {{dr}} must be a positive finite number, got {data_range!r}",
-                             options={"dr": "data_range"})
-        return dr
+        try:
+            return check_data_range(data_range)
+        except OptionError as exc:
+            raise RangeError(f"{name}: {exc.template}", options={**exc.options}) from None
     if kind == "f":
         raise RangeError(
             f"{name}: float input needs an explicit {{dr}} (e.g. {{dr1}} for images in [0, 1], "
@@ -198,6 +197,14 @@ class Pair:
 
 def _raw(x: ImageLike, role: str) -> tuple[Any, str, bool, str]:
     """Return (data, backend, batched, name) with NumPy data as N×H×W×C, torch as N×C×H×W."""
+    data, backend, batched, name = _raw_layout(x, role)
+    h, w = (data.shape[1], data.shape[2]) if backend == "numpy" else (data.shape[2], data.shape[3])
+    if h == 0 or w == 0:
+        raise ShapeError(f"{name}: has no pixels (width {w}, height {h})")
+    return data, backend, batched, name
+
+
+def _raw_layout(x: ImageLike, role: str) -> tuple[Any, str, bool, str]:
     name = _name(x, role)
     if _is_pathlike(x):
         arr = read_image(x)
@@ -212,6 +219,8 @@ def _raw(x: ImageLike, role: str) -> tuple[Any, str, bool, str]:
                 f"{name}: expected a C×H×W or N×C×H×W tensor, got shape {tuple(x.shape)}"
                 + ("; add a channel dimension with x[None]" if x.ndim == 2 else "")
             )
+        if x.device.type == "meta":
+            raise ShapeError(f"{name}: a tensor on the meta device holds no values; move it to cpu or cuda")
         c = data.shape[1]
         if not 1 <= c <= 4:
             raise ShapeError(

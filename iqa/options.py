@@ -24,6 +24,7 @@ __all__ = [
     "ALPHA_POLICIES",
     "COLOR_SPACES",
     "Conventions",
+    "DATA_RANGE_BOUNDS",
     "ImageOptions",
     "Options",
     "check_choice",
@@ -35,6 +36,10 @@ __all__ = [
 
 #: What to do with an alpha channel: refuse real transparency, drop it, or score it as a channel.
 ALPHA_POLICIES = ("error", "drop", "keep")
+
+#: The data ranges iqa accepts: beyond them the squares and constants of the metrics
+#: (``data_range²``, ``(k·data_range)²``) overflow or vanish in float32.
+DATA_RANGE_BOUNDS = (1e-10, 1e10)
 
 #: ``color=`` values: score the channels as given, or BT.601 luma.
 COLOR_SPACES = ("rgb", "y")
@@ -109,6 +114,18 @@ def check_positive(metric: str | None, keyword: str, value: Any, *, hint: str = 
     if not (math.isfinite(v) and v > 0):
         raise OptionError(
             f"{{kw}} must be a positive finite number, got {value!r}{hint}", options={"kw": keyword}, metric=metric
+        )
+    return v
+
+
+def check_data_range(value: Any) -> float:
+    """A data range as a float within :data:`DATA_RANGE_BOUNDS`, or an :class:`OptionError`."""
+    v = check_positive(None, "data_range", value)
+    low, high = DATA_RANGE_BOUNDS
+    if not low <= v <= high:
+        raise OptionError(
+            f"{{kw}} must be between {low:g} and {high:g}, got {value!r}: rescale the data",
+            options={"kw": "data_range"},
         )
     return v
 
@@ -192,7 +209,7 @@ class ImageOptions(Options):
 
     def validate(self) -> None:
         if self.data_range is not None:
-            self._set("data_range", check_positive(None, "data_range", self.data_range))
+            self._set("data_range", check_data_range(self.data_range))
         if self.bit_depth is not None:
             self._set("bit_depth", check_integer(None, "bit_depth", self.bit_depth, minimum=1, maximum=16))
         check_choice(None, "alpha", self.alpha, ALPHA_POLICIES)

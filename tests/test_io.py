@@ -135,7 +135,7 @@ def test_empty_file(tmp_path):
 
 def test_not_an_image(tmp_path):
     (tmp_path / "t.png").write_text("this is text, not pixels")
-    with pytest.raises(ImageLoadError, match=r"t\.png: cannot decode: not an image file, or a truncated or corrupt one"):
+    with pytest.raises(ImageLoadError, match=r"t\.png: not an image file in a supported format \(PNG, JPEG, TIFF, BMP, WebP, PNM"):
         read_image(tmp_path / "t.png")
     (tmp_path / "notes.txt").write_text("this is text, not pixels")
     with pytest.raises(ImageLoadError, match=r"notes\.txt: not an image file"):
@@ -414,7 +414,7 @@ def test_samples_are_readable(samples_dir: Path):
 
 def test_huge_finite_values_are_not_mistaken_for_inf():
     big = np.full((8, 8), np.finfo(np.float32).max, np.float32)  # the sum overflows float32
-    assert prepare_pair(big, big, data_range=float(big.max())).data_range > 0
+    assert prepare_pair(big, big, data_range=1e10).data_range > 0
     t = torch.full((1, 8, 8), torch.finfo(torch.float16).max, dtype=torch.float16)
     assert prepare_pair(t, t, data_range=1.0).backend == "torch"
 

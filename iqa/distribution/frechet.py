@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from iqa.distribution.statistics import FIDStatistics, check_compatible
-from iqa.errors import IQAError, IQAWarning, ShapeError
+from iqa.errors import IQAError, IQAWarning, RangeError, ShapeError
 from iqa.io import is_tensor
 from iqa.options import check_choice
 
@@ -75,6 +75,7 @@ def frechet_distance(
 
     Raises:
         ShapeError: mismatched shapes.
+        RangeError: NaN or infinite values.
         IQAError: the square root has a significant imaginary part.
 
     Example:
@@ -91,6 +92,9 @@ def frechet_distance(
             f"mismatched statistics: mu {mu1.shape} and {mu2.shape}, sigma {sigma1.shape} and "
             f"{sigma2.shape}; expected d, d, d×d, d×d with one d"
         )
+    for name, value in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
+        if not np.isfinite(value).all():
+            raise RangeError(f"{name} contains NaN or infinite values; the statistics are corrupt")
     diff = mu1 - mu2
     if route == "eigh":
         tr_covmean = _trace_sqrt_product_eigh(sigma1, sigma2)

@@ -253,52 +253,67 @@ class FIDStatistics:
         Files without iqa's metadata (pytorch-fid's ``mu``/``sigma``) load with an
         :class:`~iqa.errors.IQAWarning`: their preprocessing and weights are unknown.
 
+        Every array's type and shape is checked from its header before it is read, and its
+        values (finite, consistent with the other arrays) before they are used: object
+        arrays are never unpickled, and a NaN or infinite mean or covariance is refused
+        rather than turned into a distance.
+
         Raises:
-            ImageLoadError: the file is missing or not a statistics file.
+            ImageLoadError: the file is missing, unreadable, not a regular file, not a
+                ``.npz`` (a ``.npy``, a truncated or corrupt archive), empty, or not a
+                statistics file (missing keys, object arrays, wrong shapes or types,
+                NaN or infinite values).
         """
+        from iqa.decode import open_regular_file
+
         p = Path(path)
-        if not p.is_file():
-            raise ImageLoadError(f"{p}: no such statistics file")
-        try:
-            data = np.load(p, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ImageLoadError(f"{p}: not a .npz statistics file ({exc})") from None
-        with data:
-            keys = set(data.files)
-            if "iqa_npz_format" in keys:
-                dims = int(data["dims"])
-                stats = cls(
-                    dims=dims,
-                    mode=str(data["mode"]) or None,
-                    weights_sha256=str(data["weights_sha256"]) or None,
-                    keep_features="feats" in keys,
-                    n=int(data["n"]),
-                    sum=np.array(data["sum"], dtype=np.float64),
-                    sum_outer=np.array(data["sum_outer"], dtype=np.float64),
-                    notes=json.loads(str(data["notes"])),
-                    versions=json.loads(str(data["versions"])),
-                    # files written before the key existed were all Inception statistics
-                    extractor=str(data["extractor"]) if "extractor" in keys else "inception",
-                )
-                stats.skipped = [("(not recorded)", "skipped when the statistics were made")] * int(data["skipped"])
-                if "feats" in keys:
-                    stats._features = [np.array(data["feats"], dtype=np.float32)]
-                return stats
-            if not {"mu", "sigma"} <= keys:
-                raise ImageLoadError(
-                    f"{p}: not a statistics file: expected the keys 'mu' and 'sigma', found "
-                    f"{', '.join(sorted(keys)) or 'none'}"
-                )
-            mu = np.array(data["mu"], dtype=np.float64)
-            sigma = np.array(data["sigma"], dtype=np.float64)
-            feats = np.array(data["feats"], dtype=np.float32) if "feats" in keys else None
-        if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
-            raise ShapeError(f"{p}: mu has shape {mu.shape} and sigma {sigma.shape}; expected d and d×d")
+        with open_regular_file(p) as (fh, _size):
+            with _NpzReader(fh, p) as npz:
+                return cls._from_npz(npz, p)
+
+    @classmethod
+    def _from_npz(cls, npz: "_NpzReader", p: Path) -> "FIDStatistics":
+        keys = npz.keys
+        if "iqa_npz_format" in keys:
+            dims = npz.integer("dims", minimum=1)
+            n = npz.integer("n", minimum=0)
+            mode = npz.text("mode")
+            # files written before the key existed were all Inception statistics
+            extractor = npz.text("extractor") if "extractor" in keys else "inception"
+            if extractor not in EXTRACTORS:
+                raise npz.bad(f"'extractor' is {extractor!r}, not one of {', '.join(EXTRACTORS)}")
+            modes = {m for e in EXTRACTORS.values() for m in e.modes}
+            if mode and mode not in modes:
+                raise npz.bad(f"'mode' is {mode!r}, not one of {', '.join(sorted(modes))}")
+            stats = cls(
+                dims=dims,
+                mode=mode or None,
+                weights_sha256=npz.text("weights_sha256") or None,
+                keep_features="feats" in keys,
+                n=n,
+                sum=npz.floats("sum", (dims,)),
+                sum_outer=npz.floats("sum_outer", (dims, dims)),
+                notes=npz.json("notes", list),
+                versions=npz.json("versions", dict),
+                extractor=extractor,
+            )
+            skipped = npz.integer("skipped", minimum=0) if "skipped" in keys else 0
+            stats.skipped = [("(not recorded)", "skipped when the statistics were made")] * skipped
+            if n < 2:
+                raise npz.bad(f"it holds {n} image(s); FID statistics need at least 2")
+            if "feats" in keys:
+                stats._features = [npz.floats("feats", (n, dims), np.float32)]
+            return stats
+        if not {"mu", "sigma"} <= keys:
+            raise npz.bad(f"expected the keys 'mu' and 'sigma', found {', '.join(sorted(keys)) or 'none'}")
+        mu = npz.floats("mu", (None,))
+        sigma = npz.floats("sigma", (mu.size, mu.size))
+        feats = npz.floats("feats", (None, mu.size), np.float32) if "feats" in keys else None
         warnings.warn(
             f"{p}: statistics without iqa's metadata (a pytorch-fid or clean-fid file): their "
             "preprocessing mode and weights are unknown, so a mismatch cannot be detected",
             IQAWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         stats = cls(dims=int(mu.size), versions={}, keep_features=feats is not None)
         stats._fixed = (mu, sigma)
@@ -306,6 +321,111 @@ class FIDStatistics:
             stats._features = [feats]
             stats.n = int(feats.shape[0])
         return stats
+
+
+class _NpzReader:
+    """The arrays of an ``.npz`` (a ZIP of ``.npy`` files), each checked from its ``.npy``
+    header (type, shape) before it is read, and for finiteness after; pickles are never
+    loaded. Every refusal names the file."""
+
+    #: The largest array read whole: a 2048×2048 float64 covariance is 32 MiB.
+    _MOST_BYTES = 8 * 4096 * 4096
+
+    def __init__(self, fh: Any, path: Path) -> None:
+        import zipfile
+
+        self.path = path
+        head = fh.read(8)
+        fh.seek(0)
+        if head.startswith(b"\x93NUMPY"):
+            raise self.bad("it is a single .npy array, not an .npz archive; save statistics with "
+                           "numpy.savez(path, mu=mu, sigma=sigma)", prefix="")
+        if not head.startswith(b"PK"):
+            raise self.bad("it is not an .npz archive (a ZIP file)", prefix="")
+        try:
+            self._zip = zipfile.ZipFile(fh)
+            names = self._zip.namelist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+            raise self.bad(f"it cannot be read as an .npz archive ({exc}); the file is truncated or corrupt",
+                           prefix="") from None
+        self._members = {n[: -len(".npy")]: n for n in names if n.endswith(".npy")}
+        if not self._members:
+            raise self.bad("the archive holds no arrays (expected 'mu' and 'sigma')", prefix="")
+        self.keys = set(self._members)
+
+    def __enter__(self) -> "_NpzReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._zip.close()
+
+    def bad(self, message: str, prefix: str = "not a usable statistics file: ") -> ImageLoadError:
+        return ImageLoadError(f"{self.path}: {prefix}{message}")
+
+    def _read(self, key: str, max_bytes: int | None = None) -> np.ndarray:
+        import zipfile
+        import zlib
+
+        fmt = np.lib.format
+        try:
+            with self._zip.open(self._members[key]) as m:
+                version = fmt.read_magic(m)
+                reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _fortran, dtype = reader(m)
+                if dtype.hasobject:
+                    raise self.bad(f"'{key}' is an object array (pickled Python objects are never loaded)")
+                nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                if max_bytes is not None and nbytes > max_bytes:
+                    raise self.bad(f"'{key}' has shape {shape}, far larger than statistics are")
+            with self._zip.open(self._members[key]) as m:
+                return fmt.read_array(m, allow_pickle=False)
+        except ImageLoadError:
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as exc:
+            raise self.bad(f"cannot read '{key}' ({exc}); the file is truncated or corrupt") from None
+
+    def floats(self, key: str, shape: tuple[int | None, ...], dtype: Any = np.float64) -> np.ndarray:
+        """A real array of ``shape`` (None: any length), finite, as ``dtype``."""
+        if key not in self.keys:
+            raise self.bad(f"the key '{key}' is missing")
+        limit = None if key == "feats" else self._MOST_BYTES
+        arr = self._read(key, limit)
+        if arr.dtype.kind not in "fiu" or arr.dtype.kind == "c":
+            raise self.bad(f"'{key}' holds {arr.dtype} values, not real numbers")
+        want = " × ".join("d" if s is None else str(s) for s in shape)
+        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+            raise self.bad(f"'{key}' has shape {arr.shape}, expected {want}")
+        if arr.size == 0 and key != "feats":
+            raise self.bad(f"'{key}' is empty")
+        out = np.asarray(arr, dtype=dtype)
+        if not np.isfinite(out).all():
+            raise self.bad(f"'{key}' contains NaN or infinite values")
+        return out
+
+    def integer(self, key: str, minimum: int) -> int:
+        if key not in self.keys:
+            raise self.bad(f"the key '{key}' is missing")
+        arr = self._read(key, 1024)
+        if arr.shape != () or arr.dtype.kind not in "iu" or int(arr) < minimum:
+            raise self.bad(f"'{key}' must be an integer of at least {minimum}, got {arr.dtype} {arr.shape}: {arr!r}"[:300])
+        return int(arr)
+
+    def text(self, key: str) -> str:
+        if key not in self.keys:
+            raise self.bad(f"the key '{key}' is missing")
+        arr = self._read(key, 2**20)
+        if arr.shape != () or arr.dtype.kind != "U":
+            raise self.bad(f"'{key}' must be a string, got {arr.dtype} of shape {arr.shape}")
+        return str(arr)
+
+    def json(self, key: str, kind: type) -> Any:
+        try:
+            value = json.loads(self.text(key))
+        except ValueError:
+            raise self.bad(f"'{key}' is not valid JSON") from None
+        if not isinstance(value, kind):
+            raise self.bad(f"'{key}' must hold a JSON {kind.__name__}")
+        return value
 
 
 def check_compatible(a: FIDStatistics, b: FIDStatistics, *, allow_mismatch: bool = False) -> None:

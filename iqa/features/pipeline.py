@@ -55,9 +55,11 @@ _PER_FILE_ERRORS = (ImageLoadError, ShapeError, RangeError)
 def read_file_list(path: Path) -> list[Path]:
     """Image paths listed one a line in a text file (relative to the list's folder); blank
     lines and lines starting with ``#`` are ignored."""
+    from iqa.decode import read_regular_file
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        lines = read_regular_file(path, allow_empty=True).decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
         raise ImageLoadError(f"{path}: cannot read the file list ({exc})") from None
     files = [path.parent / line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not files:
@@ -144,6 +146,12 @@ class FeatureExtractor:
                 f"{path}: holds {stats.extractor} features, but {self.extractor} was asked for; "
                 "features of different networks are not comparable: use the same {extractor}",
                 options={"extractor": ("extractor", stats.extractor)},
+            )
+        offered = EXTRACTORS[self.extractor].dims if self.extractor in EXTRACTORS else (self.dims,)
+        if stats.dims not in offered:
+            raise ShapeError(
+                f"{path}: {stats.dims}-d statistics: not features of the {self.extractor} network, which "
+                f"gives {', '.join(map(str, offered))}-d features"
             )
         if stats.dims != self.dims:
             raise ShapeError(
