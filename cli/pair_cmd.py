@@ -4,10 +4,12 @@ pair metric of the registry, generated from its entry and options class."""
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import click
 
+from iqa.errors import IQAWarning
 from iqa.options import Conventions, ImageOptions
 
 from .options import (
@@ -95,7 +97,14 @@ def run_pair(spec: Any, cls: Any, kw: dict[str, Any]) -> None:
         # Before any work: never an input, never a FIFO or a device, never an existing file
         # unless asked.
         check_output(map_path, overwrite=kw["overwrite"], what="map", inputs=(kw["reference"], kw["distorted"]))
-    prepared = PreparedPair(prepare(kw["reference"], kw["distorted"], image), conventions)
+    with warnings.catch_warnings(record=True) as caught:  # the library's warnings as one line each
+        warnings.simplefilter("always", IQAWarning)
+        prepared = PreparedPair(prepare(kw["reference"], kw["distorted"], image), conventions)
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, IQAWarning)):
+        click.echo(f"iqa: warning: {' '.join(message.split())}", err=True)
+    for w in caught:
+        if not issubclass(w.category, IQAWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     values, maps = prepared.score(spec, options, runtime, want_map=bool(map_path))
     if map_path:
         from iqa.maps import render_heatmap

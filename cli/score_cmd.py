@@ -238,6 +238,7 @@ def _score(**kw: Any) -> None:
     from iqa import scoring
     from iqa.distributed import init
     from iqa.errors import IQAError
+    from iqa.io import RANGE_NOTE
 
     if fmt is None:
         suffix = Path(output).suffix.lower() if output else ""
@@ -296,6 +297,10 @@ def _score(**kw: Any) -> None:
     finally:
         bar.close()
 
+    out_of_range = run.stats.notes.get(RANGE_NOTE, 0)
+    if out_of_range:  # once per run; the rows carry the note and the summary counts them
+        click.echo(f"iqa: warning: {out_of_range} pair(s) have float values outside [0, data range] by more "
+                   "than 1%: check --data-range ('iqa psnr REFERENCE DISTORTED' shows the values of one pair)", err=True)
     if say:
         summary = run.stats.summary(kw["psnr_mean"])
         if run.resumed:

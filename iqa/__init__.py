@@ -52,6 +52,7 @@ _EXPORTS = {
     "PRDCResult": "iqa.distribution.prdc",
     "PSNROptions": "iqa.metrics.psnr",
     "PairScore": "iqa.scoring",
+    "RangeWarning": "iqa.errors",
     "RangeError": "iqa.errors",
     "SSIMOptions": "iqa.metrics.ssim",
     "ScoreStats": "iqa.scoring",

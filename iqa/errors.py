@@ -23,6 +23,7 @@ __all__ = [
     "OptionError",
     "OutputError",
     "RangeError",
+    "RangeWarning",
     "RenamedOptionWarning",
     "ShapeError",
     "SkippedFilesWarning",
@@ -115,6 +116,11 @@ class WeightsError(IQAError, RuntimeError):
 
 class IQAWarning(UserWarning):
     """Warnings issued by iqa (for example a covariance that is singular)."""
+
+
+class RangeWarning(IQAWarning):
+    """Float pixels clearly outside ``[0, data_range]``: the data range does not describe
+    the data (``[0, 255]`` images with ``data_range=1``, ``[-1, 1]`` tensors)."""
 
 
 class RenamedOptionWarning(IQAWarning, FutureWarning):

@@ -34,6 +34,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "Pair",
     "Prepared",
+    "RANGE_NOTE",
     "is_tensor",
     "iter_image_files",
     "prepare_image",
@@ -272,6 +273,77 @@ def _check_finite(data: Any, backend: str, name: str) -> None:
                 raise RangeError(f"{name}: contains NaN or infinite values")
 
 
+#: The note on a pair (or image) whose float values fall outside [0, data range]; the same
+#: text for every pair, so that a run's summary counts them.
+RANGE_NOTE = "float values outside [0, data range] by more than 1% (check the data range)"
+
+#: How far outside [0, data range] float values may go before the range is called wrong:
+#: resampling and compression overshoot slightly; a wrong data range misses by far more.
+RANGE_TOLERANCE = 0.01
+
+
+def _is_float(data: Any, backend: str) -> bool:
+    return data.dtype.kind == "f" if backend == "numpy" else data.is_floating_point()
+
+
+def _check_values(
+    items: list[tuple[Any, str]], backend: str, data_range: float, check_range: bool, warn: bool
+) -> tuple[str, ...]:
+    """Refuse NaN and infinity; with ``check_range``, note (and with ``warn``, warn about)
+    float data outside [0, data range] by more than :data:`RANGE_TOLERANCE` of the range.
+
+    The range check costs one min/max reduction per input (tensors: one ``aminmax`` each,
+    read back together in one synchronisation), which also finds NaN and infinity.
+
+    Returns:
+        ``(RANGE_NOTE,)`` when an input is out of range, else ``()``.
+    """
+    floats = [(d, n) for d, n in items if _is_float(d, backend)]
+    if not check_range or not floats:
+        for d, n in items:
+            _check_finite(d, backend, n)
+        return ()
+    if backend == "numpy":
+        bounds = [(float(np.min(d)), float(np.max(d))) for d, _ in floats]
+    else:
+        import torch
+
+        pairs = [torch.aminmax(d.detach()) for d, _ in floats]
+        flat = torch.stack([v.double() for mm in pairs for v in mm]).tolist()  # one sync
+        bounds = list(zip(flat[0::2], flat[1::2]))
+    out_of_range = False
+    for (_, name), (lo, hi) in zip(floats, bounds):
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise RangeError(f"{name}: contains NaN or infinite values")
+        tol = RANGE_TOLERANCE * data_range
+        if lo >= -tol and hi <= data_range + tol:
+            continue
+        out_of_range = True
+        if warn:
+            _warn_range(name, lo, hi, data_range)
+    return (RANGE_NOTE,) if out_of_range else ()
+
+
+def _warn_range(name: str, lo: float, hi: float, data_range: float) -> None:
+    import warnings
+
+    from iqa.errors import RangeWarning
+
+    tol = RANGE_TOLERANCE * data_range
+    if lo < -tol and lo >= -data_range - tol and hi <= data_range + tol:
+        hint = ("; [-1, 1] data? map it to [0, 1] with (x + 1) / 2 first (what the lpips "
+                "package's normalize=True does)")
+    elif lo >= -tol:
+        hint = "; is the data range larger (255 for [0, 255] data, 65535 for 16-bit)?"
+    else:
+        hint = "; check the data range"
+    warnings.warn(
+        f"{name}: values from {lo:.4g} to {hi:.4g}, outside the data range [0, {data_range:g}]{hint}",
+        RangeWarning,
+        stacklevel=4,
+    )
+
+
 def _check_fits(data: Any, backend: str, data_range: float, name: str) -> None:
     """Integer samples must not exceed a data range narrower than their type (``bit_depth``
     or an explicit ``data_range``): such a score would be silently wrong."""
@@ -347,7 +419,9 @@ def prepare_image(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
     role: str = "image",
+    warn: bool = True,
 ) -> Prepared:
     """Validate one image (or batch) and convert it for a metric kernel.
 
@@ -360,16 +434,20 @@ def prepare_image(
         bit_depth: for 10/12-bit data stored as uint16.
         alpha: ``"error"`` (default; an opaque alpha channel is dropped and noted),
             ``"drop"`` or ``"keep"``.
+        check_range: note float data outside [0, data range] (by more than 1 %) and warn
+            about it (:class:`~iqa.errors.RangeWarning`); ``False`` skips the check.
         role: how the image is named in messages when it has no file name.
+        warn: issue the range warning (the scorer only notes it, and counts the notes).
 
     Raises:
         ImageLoadError, ShapeError, RangeError: see :func:`read_image` and the rules above.
     """
     data, backend, batched, name = _raw(image, role)
     dr = resolve_data_range(data.dtype, data_range, bit_depth, name)
-    _check_finite(data, backend, name)
+    range_notes = _check_values([(data, name)], backend, dr, check_range, warn)
     _check_fits(data, backend, dr, name)
     (data,), notes = _apply_alpha([(data, name)], backend, dr, alpha)
+    notes = notes + range_notes
     return Prepared(
         pixels=_convert(data, backend),
         data_range=dr,
@@ -388,6 +466,8 @@ def prepare_pair(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
+    warn: bool = True,
 ) -> Pair:
     """Validate a reference/distorted pair and convert both to one layout and range.
 
@@ -398,7 +478,7 @@ def prepare_pair(
     Args:
         reference: the pristine image.
         distorted: the image being scored.
-        data_range, bit_depth, alpha: see :func:`prepare_image`.
+        data_range, bit_depth, alpha, check_range, warn: see :func:`prepare_image`.
 
     Returns:
         A :class:`Pair`.
@@ -428,10 +508,11 @@ def prepare_pair(
     dr = resolve_data_range(ref.dtype, data_range, bit_depth, n_ref)
     if backend == "torch" and ref.device != dist.device:
         raise ShapeError(f"{n_ref} is on {ref.device} but {n_dist} is on {dist.device}")
+    range_notes = _check_values([(ref, n_ref), (dist, n_dist)], backend, dr, check_range, warn)
     for d, n in ((ref, n_ref), (dist, n_dist)):
-        _check_finite(d, backend, n)
         _check_fits(d, backend, dr, n)
     (ref, dist), notes = _apply_alpha([(ref, n_ref), (dist, n_dist)], backend, dr, alpha)
+    notes = notes + range_notes
     if ref.shape != dist.shape or batched_ref != batched_dist:
         c_ref = ref.shape[-1] if backend == "numpy" else ref.shape[1]
         c_dist = dist.shape[-1] if backend == "numpy" else dist.shape[1]

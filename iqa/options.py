@@ -206,13 +206,24 @@ class ImageOptions(Options):
     alpha: str = option(
         "error", "Alpha channel: refuse transparency, drop the channel, or score it.", choices=ALPHA_POLICIES
     )
+    check_range: bool = option(
+        True, "Warn when float pixels fall outside [0, data range] by more than 1% (the data range is then wrong)."
+    )
 
     def validate(self) -> None:
+        self._set("check_range", bool(self.check_range))
         if self.data_range is not None:
             self._set("data_range", check_data_range(self.data_range))
         if self.bit_depth is not None:
             self._set("bit_depth", check_integer(None, "bit_depth", self.bit_depth, minimum=1, maximum=16))
         check_choice(None, "alpha", self.alpha, ALPHA_POLICIES)
+
+
+    def provenance(self) -> dict[str, Any]:
+        """The options that change a number (``check_range`` only warns)."""
+        out = super().provenance()
+        out.pop("check_range")
+        return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,9 +19,10 @@ from iqa.options import Conventions, ImageOptions, Options
 __all__ = ["PreparedPair", "evaluate", "prepare"]
 
 
-def prepare(reference: Any, distorted: Any, image: ImageOptions) -> Pair:
-    """Validate and convert a pair with the image layer's options."""
-    return prepare_pair(reference, distorted, **asdict(image))
+def prepare(reference: Any, distorted: Any, image: ImageOptions, *, warn: bool = True) -> Pair:
+    """Validate and convert a pair with the image layer's options (``warn``: see
+    :func:`iqa.io.prepare_pair`)."""
+    return prepare_pair(reference, distorted, **asdict(image), warn=warn)
 
 
 class PreparedPair:

@@ -384,13 +384,14 @@ def status(name: str, *, verify: bool = False) -> WeightsStatus:
     """
     target = target_path(name)
     candidates = [(target, "cache"), (hub_path(name), "torch-hub")]
+    # The first file found is the one reported, hashed or not, so that listing and verifying
+    # speak of the same file (a corrupt copy in torch's hub is "corrupt", not "missing").
     for path, source in candidates:
         if path.is_file():
             if not verify:
                 return WeightsStatus(name, "present", path, source)
             ok = _entry(name).matches(file_sha256(path))
-            if ok or source == "cache":
-                return WeightsStatus(name, "ok" if ok else "corrupt", path, source)
+            return WeightsStatus(name, "ok" if ok else "corrupt", path, source)
     return WeightsStatus(name, "missing", target, "")
 
 
@@ -426,9 +427,8 @@ def get_path(name: str, *, path: str | os.PathLike | None = None, download: bool
     if path is not None:
         p = Path(path).expanduser()
         if not p.is_file():
-            raise WeightsError(
-                f"{p}: no such file (given as the weights for {entry.name}); check the path"
-            )
+            what = "not a regular file" if p.exists() else "no such file"
+            raise WeightsError(f"{p}: {what} (given as the weights for {entry.name}); check the path")
         return p
     target = target_path(name)
     if target.is_file():
@@ -567,19 +567,126 @@ def load_state_dict(name: str, *, path: str | os.PathLike | None = None) -> dict
             of tensors.
     """
     p = get_path(name, path=path)
+    import pickle
+
     import torch
 
+    saved = "expected a file saved with torch.save(model.state_dict(), path)"
     try:
-        state = torch.load(p, weights_only=True, map_location="cpu")
-    except Exception as exc:  # torch raises several types for a file it cannot read
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        with open(p, "rb") as fh:
+            head = fh.read(4)
+            fh.seek(0)
+            if head[:2] != b"PK" and head[:1] != b"\x80":  # a zip (torch >= 1.6) or a legacy pickle
+                raise WeightsError(f"{p}: not a PyTorch weights file (it starts with {head!r}); {saved}")
+            state = torch.load(fh, weights_only=True, map_location="cpu")
+    except WeightsError:
+        raise
+    except pickle.UnpicklingError:
+        # torch's own text suggests weights_only=False, which would run the file's code.
         raise WeightsError(
-            f"{p}: cannot be loaded as a PyTorch state dict ({first[:200]}); expected a file "
-            "saved with torch.save(model.state_dict(), path)"
+            f"{p}: holds Python objects besides tensors, which iqa never unpickles (they could run "
+            "code); if you trust the file, load it yourself and save only the tensors with "
+            "torch.save(model.state_dict(), path)"
         ) from None
+    except PermissionError:
+        raise WeightsError(f"{p}: permission denied (cannot read the weights file: check its permissions)") from None
+    except OSError as exc:
+        raise WeightsError(f"{p}: cannot read the weights file ({exc.strerror or type(exc).__name__})") from None
+    except Exception as exc:  # torch raises several types for a file it cannot read
+        text = str(exc)
+        why = "a truncated or corrupt archive" if "PytorchStreamReader" in text or "zip" in text.lower() else type(exc).__name__
+        raise WeightsError(f"{p}: cannot be loaded as a PyTorch state dict ({why}); {saved}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(
             f"{p}: expected a state dict (a dict of tensors), got {type(state).__name__}; save "
             "it with torch.save(model.state_dict(), path)"
         )
     return state
+
+
+# --------------------------------------------------------------------------------------
+# Recognising a file given to the wrong network
+# --------------------------------------------------------------------------------------
+
+#: What each registered file is for: (text, option placeholders, metric naming them).
+_USED_FOR: dict[str, tuple[str, str, dict[str, Any], str | None]] = {
+    "alexnet": ("torchvision AlexNet", "for LPIPS use {use}", {"use": ("net", "alex")}, "lpips"),
+    "vgg16": ("torchvision VGG16", "for LPIPS use {use}; DISTS takes it too", {"use": ("net", "vgg")}, "lpips"),
+    "squeezenet1_1": ("torchvision SqueezeNet 1.1", "for LPIPS use {use}", {"use": ("net", "squeeze")}, "lpips"),
+    "inception-fid": ("FID Inception (pytorch-fid)", "it is for FID and KID", {}, None),
+}
+
+_signature_memo: dict[str, list[dict[str, tuple[int, ...]]]] = {}
+
+
+def _signatures() -> dict[str, list[dict[str, tuple[int, ...]]]]:
+    """Parameter names and shapes of every registered network (built on the meta device: no
+    memory, no weights), in the layouts a state dict is saved in."""
+    if _signature_memo:
+        return _signature_memo
+    import torch
+    import torchvision.models as tvm
+
+    from iqa.features.inception import FIDInceptionV3
+
+    with torch.device("meta"):
+        models = {
+            "alexnet": tvm.alexnet(weights=None),
+            "vgg16": tvm.vgg16(weights=None),
+            "squeezenet1_1": tvm.squeezenet1_1(weights=None),
+            "inception-fid": FIDInceptionV3(),
+        }
+    for name, model in models.items():
+        full = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        variants = [full]
+        if hasattr(model, "features") and name != "inception-fid":
+            variants.append({k: tuple(v.shape) for k, v in model.features.state_dict().items()})
+        _signature_memo[name] = variants
+    return _signature_memo
+
+
+def identify(state: dict[str, Any]) -> str | None:
+    """The registry name of the network whose parameters ``state`` holds (at least 90% of
+    its names and shapes in common with one layout of that network), or None."""
+    got = {(k, tuple(getattr(v, "shape", ()))) for k, v in state.items()}
+    best, best_score = None, 0.0
+    for name, variants in _signatures().items():
+        for sig in variants:
+            common = len(got & set(sig.items()))
+            score = common / max(len(got), len(sig), 1)
+            if score > best_score:
+                best, best_score = name, score
+    return best if best_score >= 0.9 else None
+
+
+def _shape(s: tuple[int, ...]) -> str:
+    return "×".join(map(str, s)) or "scalar"
+
+
+def mismatch_error(path: str | os.PathLike, state: dict[str, Any], expected: dict[str, Any], name: str,
+                   network: str, ignore: tuple[str, ...] = ()) -> WeightsError:
+    """A short :class:`WeightsError` for a state dict that does not fit ``network`` (the
+    registry entry ``name``): what is missing, unexpected or of another shape, with one
+    example each, and which known network the file belongs to when it is another one.
+    Parameters whose names start with one of ``ignore`` may be in the file unused."""
+    want = {k: tuple(getattr(v, "shape", ())) for k, v in expected.items()}
+    got = {k: tuple(getattr(v, "shape", ())) for k, v in state.items()}
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want and not k.startswith(ignore or ("\0",))]
+    shaped = [k for k in want if k in got and want[k] != got[k]]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of its {len(want)} parameters missing (e.g. {missing[0][:60]!r})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected (e.g. {extra[0][:60]!r})")
+    if shaped:
+        k = shaped[0]
+        parts.append(f"{len(shaped)} of another shape (e.g. {k[:60]!r}: {_shape(got[k])}, expected {_shape(want[k])})")
+    detail = "; ".join(parts) or "the parameters do not load"
+    text = f"{os.fspath(path)}: does not fit {network}: {detail}"
+    other = identify(state)
+    if other is not None and other != name:
+        label, use, options, metric = _USED_FOR[other]
+        text += f". It looks like a {label} file ({other}): {use}"
+        return WeightsError(text, options=options, metric=metric)
+    return WeightsError(text + f"; expected the {REGISTRY[name].filename} layout")

@@ -123,7 +123,13 @@ for path in sys.argv[1:]:
         print("decoded", path)
     except OSError as exc:
         print(exc)
-print("peak_mib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM is this process's own peak (ru_maxrss keeps the forking parent's peak across exec).
+try:
+    with open("/proc/self/status") as fh:
+        peak_kib = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("peak_mib", peak_kib // 1024)
 """
 
 
@@ -441,3 +447,56 @@ def test_data_range_out_of_bounds_is_an_option_error(value):
 def test_a_string_is_not_unpacked_into_a_pair(tmp_path):
     with pytest.raises(ShapeError, match="expected a \\(reference, distorted\\) pair or a PairJob, got the path 'ab' alone"):
         list(iqa.iter_scores(["ab"], ["psnr"]))
+
+
+# --------------------------------------------------------------------------------------
+# Weight files: short messages that say what the file is, never "weights_only=False"
+# --------------------------------------------------------------------------------------
+
+
+def test_weights_for_another_network_are_named_on_the_command_line(squeeze_weights, tmp_path, rng):
+    """The SqueezeNet file given to FID: one line of a few hundred characters, naming the
+    network it belongs to and the option that uses it."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(2):
+        write_png(folder / f"{i}.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    result = CliRunner().invoke(main, ["fid", str(folder), str(folder), "--weights", str(squeeze_weights)])
+    line = _one_line_cli_error(result, "does not fit pytorch-fid's FID Inception network",
+                               "looks like a torchvision SqueezeNet 1.1 file (squeezenet1_1): for LPIPS use --net squeeze")
+    assert len(line) < 450
+
+
+@pytest.mark.parametrize("kind", ["text", "truncated", "pickled"])
+def test_unloadable_weight_files_are_one_short_line(squeeze_weights, tmp_path, rng, kind):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / f"{kind}.pth"
+    if kind == "text":
+        path.write_text("these are not weights")
+    elif kind == "truncated":
+        data = squeeze_weights.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        from fractions import Fraction
+
+        torch.save({"features.0.weight": torch.zeros(1), "note": Fraction(1, 3)}, path)
+    a = write_png(tmp_path / "a.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    result = CliRunner().invoke(main, ["lpips", str(a), str(a), "--weights", str(path)])
+    line = _one_line_cli_error(result, f"{kind}.pth: ")
+    assert len(line) < 300 and "weights_only=False" not in line
+
+
+def test_weights_list_and_verify_agree_on_a_corrupt_hub_file(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from iqa.weights import REGISTRY
+
+    monkeypatch.setenv("IQA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / REGISTRY["squeezenet1_1"].filename
+    hub.parent.mkdir(parents=True)
+    hub.write_bytes(b"not the official file")
+    listed = CliRunner().invoke(main, ["weights", "list"])
+    verified = CliRunner().invoke(main, ["weights", "verify", "squeezenet1_1"])
+    row = next(ln for ln in listed.output.splitlines() if ln.startswith("squeezenet1_1"))
+    assert row.split("\t")[1:] == ["present (torch-hub)", str(hub)]
+    assert verified.exit_code == 1 and f"squeezenet1_1\tcorrupt" in verified.output and str(hub) in verified.output

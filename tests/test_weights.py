@@ -195,6 +195,10 @@ def test_torch_hub_file_is_reused(tmp_path, monkeypatch):
     hub.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # a different file of the same name is not used
     with pytest.raises(WeightsError, match="IQA_OFFLINE=1"):
         weights.get_path("testnet")
+    # Listing and verifying speak of the same file: present, and corrupt once hashed.
+    assert (weights.status("testnet").state, weights.status("testnet").source) == ("present", "torch-hub")
+    st = weights.status("testnet", verify=True)
+    assert (st.state, st.source, st.path) == ("corrupt", "torch-hub", hub)
 
 
 def test_user_path_is_used_as_is(tmp_path):
@@ -342,8 +346,9 @@ def test_loading_is_weights_only(tmp_path):
 
     p = tmp_path / "pickle.pth"
     torch.save({"features.0.weight": torch.zeros(1), "extra": Fraction(1, 3)}, p)
-    with pytest.raises(WeightsError, match="cannot be loaded as a PyTorch state dict"):
+    with pytest.raises(WeightsError, match="holds Python objects besides tensors, which iqa never unpickles") as err:
         weights.load_state_dict("alexnet", path=p)
+    assert "weights_only=False" not in str(err.value)  # torch's own text suggests it
     q = tmp_path / "list.pth"
     torch.save([torch.zeros(1)], q)
     with pytest.raises(WeightsError, match="expected a state dict"):

@@ -322,19 +322,20 @@ def load_inception(
             not have pytorch-fid's layout.
     """
     from iqa.errors import WeightsError
-    from iqa.weights import file_sha256, get_path, load_state_dict
+    from iqa.weights import file_sha256, get_path, load_state_dict, mismatch_error
 
     path = get_path(WEIGHTS_NAME, path=weights)
     state = load_state_dict(WEIGHTS_NAME, path=weights)
     model = FIDInceptionV3()
+    complete = _complete_state_dict(state, model)
+    expected = model.state_dict()
+    if {k: tuple(v.shape) for k, v in complete.items()} != {k: tuple(v.shape) for k, v in expected.items()}:
+        raise mismatch_error(path, state, expected, WEIGHTS_NAME, "pytorch-fid's FID Inception network")
     try:
-        model.load_state_dict(_complete_state_dict(state, model), strict=True)
+        model.load_state_dict(complete, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise WeightsError(
-            f"{path}: not pytorch-fid's FID Inception layout ({first}); pass the "
-            "pt_inception-2015-12-05-6726825d.pth file or its registry entry"
-        ) from None
+        raise WeightsError(f"{path}: does not load into pytorch-fid's FID Inception network "
+                           f"({' '.join(str(exc).split())[:160]})") from None
     model.eval().requires_grad_(False)
     if fold_bn:
         fold_batch_norm(model)

@@ -99,6 +99,7 @@ def dists(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
     weights: str | os.PathLike | None = None,
     device: str = "auto",
     batch_size: int = 32,
@@ -124,6 +125,8 @@ def dists(
         bit_depth: for 10- or 12-bit data stored as uint16.
         alpha: ``"error"`` (default), ``"drop"``; ``"keep"`` is refused (DISTS takes RGB).
             Gray images are replicated to three channels.
+        check_range: warn (:class:`~iqa.errors.RangeWarning`) when float pixels fall outside
+            [0, data range] by more than 1 %; ``False`` skips the check (training loops).
         weights: a torchvision-format state dict of VGG16 (a file saved from
             ``torchvision.models.vgg16().state_dict()``; the classifier may be left out,
             and ``model.features.state_dict()`` is accepted too) instead of the registry's
@@ -160,7 +163,7 @@ def dists(
     options = DISTSOptions()
     runtime = Runtime(device=device, batch_size=batch_size,
                       weights=weights_mapping(weights, needed=options.weights_names()))
-    image = ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha)
+    image = ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha, check_range=check_range)
     return evaluate("dists", reference, distorted, image=image, options=options, runtime=runtime)
 
 

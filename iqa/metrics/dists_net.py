@@ -84,6 +84,8 @@ class DISTS(nn.Module):
             integer tensors imply it. Inputs are divided by it internally.
         bit_depth: for 10- or 12-bit data stored as uint16.
         alpha: the alpha policy (see :func:`iqa.io.prepare_pair`).
+        check_range: warn when float inputs fall outside [0, data_range]; ``False`` in
+            training loops.
         weights: a torchvision-format state dict of VGG16 to use instead of the registry's
             file.
 
@@ -104,10 +106,12 @@ class DISTS(nn.Module):
         data_range: float | None = None,
         bit_depth: int | None = None,
         alpha: str = "error",
+        check_range: bool = True,
         weights: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         self.data_range, self.bit_depth, self.alpha = data_range, bit_depth, alpha
+        self.check_range = check_range
         self.core = _build_core(_weights.get_path(WEIGHTS_NAME, path=weights))
         self.eval()
 
@@ -118,7 +122,8 @@ class DISTS(nn.Module):
 
     def forward(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
         pair = prepare_pair(
-            reference, distorted, data_range=self.data_range, bit_depth=self.bit_depth, alpha=self.alpha
+            reference, distorted, data_range=self.data_range, bit_depth=self.bit_depth, alpha=self.alpha,
+            check_range=self.check_range,
         )
         if pair.backend != "torch":
             raise TypeError("DISTS modules take torch tensors; use iqa.dists() for paths and arrays")

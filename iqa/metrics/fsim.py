@@ -164,6 +164,7 @@ def fsim(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
     color: str = "rgb",
     crop_border: int = 0,
     chromatic: bool = False,
@@ -194,6 +195,8 @@ def fsim(
         bit_depth: for 10- or 12-bit data stored as uint16.
         alpha: ``"error"``, ``"drop"`` or ``"keep"`` (a kept alpha channel is refused:
             FSIM takes 1 or 3 channels).
+        check_range: warn (:class:`~iqa.errors.RangeWarning`) when float pixels fall outside
+            [0, data range] by more than 1 %; ``False`` skips the check (training loops).
         color: ``"rgb"`` (gray or RGB as given) or ``"y"`` (BT.601 luma, scored as gray with
             data range 255: a different number from the YIQ luma FSIM uses on RGB).
         crop_border: pixels removed from every edge before anything else.
@@ -231,7 +234,7 @@ def fsim(
     return _evaluate(
         "fsim", FSIMOptions, reference, distorted, data_range, bit_depth, alpha, color, crop_border,
         {"chromatic": chromatic, "scales": scales, "orientations": orientations, "min_length": min_length,
-         "mult": mult, "sigma_f": sigma_f, "delta_theta": delta_theta, "k": k},
+         "mult": mult, "sigma_f": sigma_f, "delta_theta": delta_theta, "k": k}, check_range,
     )
 
 
@@ -242,6 +245,7 @@ def fsimc(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
     color: str = "rgb",
     crop_border: int = 0,
     chromatic: bool = True,
@@ -266,6 +270,8 @@ def fsimc(
         data_range: the peak value; pixels are rescaled by 255/data_range.
         bit_depth: for 10- or 12-bit data stored as uint16.
         alpha: ``"error"``, ``"drop"`` or ``"keep"`` (a kept alpha channel is refused).
+        check_range: warn (:class:`~iqa.errors.RangeWarning`) when float pixels fall outside
+            [0, data range] by more than 1 %; ``False`` skips the check (training loops).
         color: ``"rgb"``; ``"y"`` leaves one channel, which FSIMc refuses.
         crop_border: pixels removed from every edge before anything else.
         chromatic: the chrominance term (on by default; off gives FSIM).
@@ -301,16 +307,16 @@ def fsimc(
     return _evaluate(
         "fsimc", FSIMcOptions, reference, distorted, data_range, bit_depth, alpha, color, crop_border,
         {"chromatic": chromatic, "scales": scales, "orientations": orientations, "min_length": min_length,
-         "mult": mult, "sigma_f": sigma_f, "delta_theta": delta_theta, "k": k},
+         "mult": mult, "sigma_f": sigma_f, "delta_theta": delta_theta, "k": k}, check_range,
     )
 
 
-def _evaluate(name, cls, reference, distorted, data_range, bit_depth, alpha, color, crop_border, options):
+def _evaluate(name, cls, reference, distorted, data_range, bit_depth, alpha, color, crop_border, options, check_range=True):
     from iqa.pairwise import evaluate
 
     return evaluate(
         name, reference, distorted,
-        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha),
+        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha, check_range=check_range),
         conventions=Conventions(color=color, crop_border=crop_border),
         options=cls(**options),
     )

@@ -80,6 +80,7 @@ def gmsd(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
     color: str = "rgb",
     crop_border: int = 0,
     return_map: bool = False,
@@ -102,6 +103,8 @@ def gmsd(
             dtypes. A 16-bit image and its 8-bit version get the same value.
         bit_depth: for 10- or 12-bit data stored as uint16.
         alpha: ``"error"``, ``"drop"`` or ``"keep"`` (a kept alpha channel is an error here).
+        check_range: warn (:class:`~iqa.errors.RangeWarning`) when float pixels fall outside
+            [0, data range] by more than 1 %; ``False`` skips the check (training loops).
         color: ``"rgb"`` (gray, or RGB reduced to the YIQ luma) or ``"y"`` (BT.601 luma
             16–235, scored with L = 255: a different number, see docs/conventions.md).
         crop_border: pixels removed from every edge before the colour conversion.
@@ -134,7 +137,7 @@ def gmsd(
 
     return evaluate(
         "gmsd", reference, distorted,
-        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha),
+        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha, check_range=check_range),
         conventions=Conventions(color=color, crop_border=crop_border),
         options=GMSDOptions(),
         return_map=return_map,

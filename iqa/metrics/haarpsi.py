@@ -124,6 +124,7 @@ def haarpsi(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
     color: str = "rgb",
     crop_border: int = 0,
     scales: int = 3,
@@ -152,6 +153,8 @@ def haarpsi(
         bit_depth: for 10- or 12-bit data stored as uint16.
         alpha: ``"error"``, ``"drop"`` or ``"keep"`` (a kept alpha channel is refused:
             HaarPSI takes 1 or 3 channels).
+        check_range: warn (:class:`~iqa.errors.RangeWarning`) when float pixels fall outside
+            [0, data range] by more than 1 %; ``False`` skips the check (training loops).
         color: ``"rgb"`` (gray or RGB as given) or ``"y"`` (BT.601 luma, scored as gray with
             data range 255: a different number from the YIQ luma and chroma HaarPSI uses on
             RGB).
@@ -195,7 +198,7 @@ def haarpsi(
 
     return evaluate(
         "haarpsi", reference, distorted,
-        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha),
+        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha, check_range=check_range),
         conventions=Conventions(color=color, crop_border=crop_border),
         options=HaarPSIOptions(scales=scales, subsample=subsample, c=c, logistic_alpha=logistic_alpha),
     )

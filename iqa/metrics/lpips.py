@@ -80,6 +80,7 @@ def lpips(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
     weights: str | os.PathLike | None = None,
     return_map: bool = False,
     device: str = "auto",
@@ -106,6 +107,8 @@ def lpips(
             float input. Pixels are mapped from [0, data_range] to LPIPS' [-1, 1].
         bit_depth: for 10- or 12-bit data stored as uint16.
         alpha: ``"error"`` (default), ``"drop"``; ``"keep"`` is refused (LPIPS takes RGB).
+        check_range: warn (:class:`~iqa.errors.RangeWarning`) when float pixels fall outside
+            [0, data range] by more than 1 %; ``False`` skips the check (training loops).
         weights: a torchvision-format state dict of the backbone (a file saved from
             ``torchvision.models.alexnet().state_dict()``; the classifier may be left out,
             and ``model.features.state_dict()`` is accepted too) instead of the registry's
@@ -146,7 +149,7 @@ def lpips(
         weights = renamed_keyword("backbone_weights", "weights", backbone_weights)
     options = LPIPSOptions(net=net, version=version)
     runtime = Runtime(device=device, batch_size=batch_size, weights=_weights_for(options, weights))
-    image = ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha)
+    image = ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha, check_range=check_range)
     if spatial is not None:
         renamed_keyword("spatial", "return_map", spatial)
         if spatial:

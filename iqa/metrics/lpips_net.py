@@ -78,6 +78,8 @@ class LPIPS(nn.Module):
             integer tensors imply it. Inputs are mapped to [-1, 1] internally.
         bit_depth: for 10- or 12-bit data stored as uint16.
         alpha: the alpha policy (see :func:`iqa.io.prepare_pair`).
+        check_range: warn when float inputs fall outside [0, data_range] (one ``aminmax``
+            per input, read together with the NaN check); ``False`` in training loops.
         weights: a torchvision-format state dict of the backbone to use instead of the
             registry's file (``backbone_weights`` is its former name).
         return_map: return ``N×1×H×W`` maps instead of one value per image (``spatial`` is
@@ -102,6 +104,7 @@ class LPIPS(nn.Module):
         data_range: float | None = None,
         bit_depth: int | None = None,
         alpha: str = "error",
+        check_range: bool = True,
         weights: str | os.PathLike | None = None,
         return_map: bool = False,
         backbone_weights: str | os.PathLike | None = None,
@@ -115,6 +118,7 @@ class LPIPS(nn.Module):
         LPIPSOptions(net=net, version=version)
         self.net_name, self.version = net, version
         self.data_range, self.bit_depth, self.alpha = data_range, bit_depth, alpha
+        self.check_range = check_range
         self.spatial = bool(return_map)
         self.core = _build_core(net, version, _weights.get_path(NETS[net]["weights"], path=weights))
         self.eval()
@@ -126,7 +130,8 @@ class LPIPS(nn.Module):
 
     def forward(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
         pair = prepare_pair(
-            reference, distorted, data_range=self.data_range, bit_depth=self.bit_depth, alpha=self.alpha
+            reference, distorted, data_range=self.data_range, bit_depth=self.bit_depth, alpha=self.alpha,
+            check_range=self.check_range,
         )
         if pair.backend != "torch":
             raise TypeError("LPIPS modules take torch tensors; use iqa.lpips() for paths and arrays")
@@ -173,20 +178,19 @@ def _backbone_features(net: str, weights_path: Path) -> Any:
     else:
         sub = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
         stray = [k for k in state if not k.startswith(("features.", "classifier."))]
-    if not sub or stray:
-        example = (stray or list(state))[:3]
-        raise WeightsError(
-            f"{weights_path}: not a torchvision {spec['builder']} state dict (keys such as "
-            f"{example}); expected 'features.0.weight', ... as saved from "
-            f"torchvision.models.{spec['builder']}().state_dict()"
-        )
+    expected = features.state_dict()
+    fits = bool(sub) and not stray and {k: tuple(v.shape) for k, v in sub.items()} == {
+        k: tuple(v.shape) for k, v in expected.items()}
+    if not fits:
+        prefixed = any(k.startswith("features.") for k in state) or not any(k in expected for k in state)
+        wanted = {f"features.{k}": v for k, v in expected.items()} if prefixed else expected
+        raise _weights.mismatch_error(weights_path, state, wanted, spec["weights"],
+                                      f"torchvision {spec['builder']}", ignore=("classifier.",))
     try:
         features.load_state_dict(sub, strict=True, assign=True)
     except RuntimeError as exc:
-        detail = " ".join(str(exc).split())[:300]
-        raise WeightsError(
-            f"{weights_path}: does not fit torchvision {spec['builder']}: {detail}"
-        ) from None
+        raise WeightsError(f"{weights_path}: does not load into torchvision {spec['builder']} "
+                           f"({' '.join(str(exc).split())[:160]})") from None
     return features
 
 

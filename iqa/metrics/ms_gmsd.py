@@ -126,6 +126,7 @@ def ms_gmsd(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
     color: str = "rgb",
     crop_border: int = 0,
     scales: int | None = None,
@@ -148,7 +149,7 @@ def ms_gmsd(
     the value is ``γ·M + (1 − γ)·0.01·R`` with ``γ = 2 / (1 + 0.32·exp(−15·M)) − 1``.
 
     Args:
-        reference, distorted, data_range, bit_depth, alpha, color, crop_border: as for
+        reference, distorted, data_range, bit_depth, alpha, check_range, color, crop_border: as for
             :func:`iqa.gmsd`.
         scales: number of scales (1–4, default 4); fewer scales use the first weights,
             renormalised to sum to 1. Both sides must be at least ``2**scales + 1`` px
@@ -186,7 +187,7 @@ def ms_gmsd(
 
     return evaluate(
         "ms_gmsd", reference, distorted,
-        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha),
+        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha, check_range=check_range),
         conventions=Conventions(color=color, crop_border=crop_border),
         options=MSGMSDOptions(scales=scales, scale_weights=scale_weights, chromatic=chromatic),
     )

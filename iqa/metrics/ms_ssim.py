@@ -104,6 +104,7 @@ def ms_ssim(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
     color: str = "rgb",
     crop_border: int = 0,
     win_size: int = 11,
@@ -122,7 +123,7 @@ def ms_ssim(
     Colour images are scored per channel, then averaged.
 
     Args:
-        reference, distorted, data_range, bit_depth, alpha, color, crop_border, win_size,
+        reference, distorted, data_range, bit_depth, alpha, check_range, color, crop_border, win_size,
             sigma: as for :func:`iqa.ssim`.
         scales: number of scales (1–5, default 5); fewer scales use the first weights,
             renormalised to sum to 1. The short side must be at least
@@ -159,7 +160,7 @@ def ms_ssim(
         scale_weights = renamed_keyword("weights", "scale_weights", weights)
     return evaluate(
         "ms_ssim", reference, distorted,
-        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha),
+        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha, check_range=check_range),
         conventions=Conventions(color=color, crop_border=crop_border),
         options=MSSSIMOptions(win_size=win_size, sigma=sigma, scales=scales, scale_weights=scale_weights),
     )

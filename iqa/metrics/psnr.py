@@ -27,6 +27,7 @@ def psnr(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
     color: str = "rgb",
     crop_border: int = 0,
 ) -> Any:
@@ -43,6 +44,8 @@ def psnr(
             for float input.
         bit_depth: for 10- or 12-bit data stored as uint16 (R = 2**bit_depth - 1).
         alpha: ``"error"``, ``"drop"`` or ``"keep"``; see :func:`iqa.io.prepare_pair`.
+        check_range: warn (:class:`~iqa.errors.RangeWarning`) when float pixels fall outside
+            [0, data range] by more than 1 %; ``False`` skips the check (training loops).
         color: ``"rgb"`` (channels as given) or ``"y"`` (BT.601 luma on the 0–255 scale,
             scored with R = 255).
         crop_border: pixels removed from every edge before the colour conversion.
@@ -68,7 +71,7 @@ def psnr(
 
     return evaluate(
         "psnr", reference, distorted,
-        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha),
+        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha, check_range=check_range),
         conventions=Conventions(color=color, crop_border=crop_border),
         options=PSNROptions(),
     )

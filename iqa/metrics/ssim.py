@@ -96,6 +96,7 @@ def ssim(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
     color: str = "rgb",
     crop_border: int = 0,
     win_size: int = 11,
@@ -117,6 +118,8 @@ def ssim(
         data_range: the peak value L (C1 = (K1·L)², C2 = (K2·L)²); implied by integer dtypes.
         bit_depth: for 10- or 12-bit data stored as uint16.
         alpha: ``"error"``, ``"drop"`` or ``"keep"``.
+        check_range: warn (:class:`~iqa.errors.RangeWarning`) when float pixels fall outside
+            [0, data range] by more than 1 %; ``False`` skips the check (training loops).
         color: ``"rgb"`` or ``"y"`` (BT.601 luma, scored with L = 255).
         crop_border: pixels removed from every edge before the colour conversion.
         win_size: odd Gaussian window size (a positive integer).
@@ -158,7 +161,7 @@ def ssim(
         return_map = renamed_keyword("full", "return_map", full)
     return evaluate(
         "ssim", reference, distorted,
-        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha),
+        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha, check_range=check_range),
         conventions=Conventions(color=color, crop_border=crop_border),
         options=SSIMOptions(win_size=win_size, sigma=sigma, downsample=downsample),
         return_map=return_map,

@@ -93,6 +93,7 @@ def vifp(
     data_range: float | None = None,
     bit_depth: int | None = None,
     alpha: str = "error",
+    check_range: bool = True,
     color: str = "rgb",
     crop_border: int = 0,
     sigma_n_sq: float = SIGMA_N_SQ,
@@ -126,6 +127,8 @@ def vifp(
         data_range: the peak value of the pixels; implied by integer dtypes.
         bit_depth: for 10- or 12-bit data stored as uint16.
         alpha: ``"error"``, ``"drop"`` or ``"keep"`` (a kept alpha channel is an error here).
+        check_range: warn (:class:`~iqa.errors.RangeWarning`) when float pixels fall outside
+            [0, data range] by more than 1 %; ``False`` skips the check (training loops).
         color: ``"rgb"`` (RGB reduced to the plain luma) or ``"y"`` (BT.601 luma on the
             0–255 scale, scored as a gray image).
         crop_border: pixels removed from every edge before the colour conversion.
@@ -163,7 +166,7 @@ def vifp(
 
     return evaluate(
         "vifp", reference, distorted,
-        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha),
+        image=ImageOptions(data_range=data_range, bit_depth=bit_depth, alpha=alpha, check_range=check_range),
         conventions=Conventions(color=color, crop_border=crop_border),
         options=VIFpOptions(sigma_n_sq=sigma_n_sq),
     )

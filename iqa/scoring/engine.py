@@ -263,7 +263,9 @@ class _Engine:
             return PairScore(rn, dn, values, one_line(exc, self.namer) if isinstance(exc, IQAError)
                              else f"item {index}: {exc}"), None
         try:
-            prepared = PreparedPair(prepare(ref, dist, self.s.image), self.s.conventions)
+            # Out-of-range values become a note on the row, counted in the summary, not a
+            # warning per pair.
+            prepared = PreparedPair(prepare(ref, dist, self.s.image, warn=False), self.s.conventions)
         except Exception as exc:  # one bad pair must never stop the others
             return PairScore(rn, dn, values, one_line(exc, self.namer)), None
         pair = prepared.pair

@@ -123,7 +123,7 @@ class ScoreSettings:
             "iqa_version": __version__,
             "metrics": list(self.metrics),
             # None: implied by each file's sample type (255 for 8-bit, 65535 for 16-bit).
-            **dataclasses.asdict(self.image),
+            **self.image.provenance(),
             **dataclasses.asdict(self.conventions),
             # Which metrics the colour space and border crop apply to (LPIPS sees the whole image).
             "conventions_apply_to": [s.key for s in self.specs if s.conventions],

@@ -395,16 +395,21 @@ def test_offline_without_weights_names_url_and_path(tmp_path):
 def test_wrong_backbone_file_is_refused(backbone_files, tmp_path):
     files, states = backbone_files
     a = np.zeros((40, 40, 3), np.uint8)
-    with pytest.raises(WeightsError, match="does not fit torchvision alexnet"):
+    with pytest.raises(WeightsError, match="does not fit torchvision alexnet") as err:
         lpips(a, a, net="alex", weights=files["squeeze"])
+    # Short, whole, and naming the network the file belongs to in the caller's language.
+    msg = str(err.value)
+    assert len(msg) < 450 and "\n" not in msg
+    assert "looks like a torchvision SqueezeNet 1.1 file (squeezenet1_1): for LPIPS use net='squeeze'" in msg
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a torch file")
-    with pytest.raises(WeightsError, match="cannot be loaded"):
+    with pytest.raises(WeightsError, match="not a PyTorch weights file"):
         lpips(a, a, weights=bad)
     other = tmp_path / "other.pth"
     torch.save({"conv.weight": torch.zeros(1)}, other)
-    with pytest.raises(WeightsError, match="not a torchvision alexnet state dict"):
+    with pytest.raises(WeightsError, match="does not fit torchvision alexnet: 10 of its 10 parameters missing") as err:
         lpips(a, a, weights=other)
+    assert "looks like" not in str(err.value)
     with pytest.raises(WeightsError, match="no such file"):
         lpips(a, a, weights=tmp_path / "missing.pth")
 
