@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import stat
 import struct
@@ -143,12 +144,14 @@ def read_regular_file(path: str | os.PathLike, *, allow_empty: bool = False) -> 
 
 
 class _Bounded(io.RawIOBase):
-    """A file that may not be read past ``limit`` (while a header is parsed): a request
-    beyond it raises instead of reading (or allocating) more."""
+    """A file of which at most ``limit`` bytes may be read (while a header is parsed): a read
+    beyond that raises instead of reading (or allocating) more. Seeking is free, so a TIFF
+    directory at the end of a large file costs only its own bytes."""
 
-    def __init__(self, fh: Any, size: int, name: str, limit: int) -> None:
+    def __init__(self, fh: Any, size: int, name: str, limit: float) -> None:
         super().__init__()
         self._fh, self.size, self.name_, self.limit = fh, size, name, limit
+        self.spent = 0
 
     def readable(self) -> bool:
         return True
@@ -166,14 +169,16 @@ class _Bounded(io.RawIOBase):
         return self._fh.seek(offset, whence)
 
     def read(self, n: int | None = -1) -> bytes:
-        pos = self._fh.tell()
-        end = self.size if n is None or n < 0 else pos + n
-        if end > self.limit and self.size > self.limit:
+        left = max(0, self.size - self._fh.tell())
+        want = left if n is None or n < 0 else min(n, left)
+        if self.spent + want > self.limit:
             raise ImageLoadError(
-                f"{self.name_}: the header reaches past its first {self.limit} bytes before "
-                "giving the image's size: not a plain image file, or a corrupt one"
+                f"{self.name_}: more than {int(self.limit)} bytes of header before the image's size: "
+                "not a plain image file, or a corrupt one"
             )
-        return self._fh.read(-1 if n is None else n)
+        data = self._fh.read(-1 if n is None else n)
+        self.spent += len(data)
+        return data
 
     def readinto(self, b: Any) -> int:
         data = self.read(len(b))
@@ -444,7 +449,7 @@ _PILLOW_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "TIFF": "TIFF", "BMP": "BMP", "We
 
 
 def _read_open_file(p: str, fh: Any, size: int) -> np.ndarray:
-    head = fh.read(64)
+    head = fh.read(4096)  # signatures, and the whole header of PNG, BMP, WebP and PNM
     fmt = sniff_format(head)
     if fmt is None:
         raise _unsupported(p, head)
@@ -454,7 +459,7 @@ def _read_open_file(p: str, fh: Any, size: int) -> np.ndarray:
     else:
         header = _OWN_FILE_HEADERS[fmt](p, reader)
     _check_header(p, header, size)
-    reader.limit = size  # the whole file is within what its pixels allow
+    reader.limit = math.inf  # the whole file is within what its pixels allow
     from PIL import UnidentifiedImageError
 
     try:
@@ -724,7 +729,7 @@ def iter_image_files(folder: str | os.PathLike) -> list[Path]:
             with os.scandir(d) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            raise ImageLoadError(f"{d}: cannot list the folder ({exc.strerror or exc})") from None
+            raise _os_error(os.fspath(d), exc, "cannot list the folder") from None
         for e in entries:
             path = Path(e.path)
             if e.is_dir(follow_symlinks=True):

@@ -8,7 +8,9 @@ The files are made here: sparse files, FIFOs, device nodes, forged headers, unre
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import stat
 import struct
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -209,7 +212,7 @@ def test_opencv_limit_is_set_before_cv2_is_imported():
 )
 def test_formats_outside_the_allowlist_are_named(tmp_path, content, says):
     (tmp_path / "x.png").write_bytes(content)
-    with pytest.raises(ImageLoadError, match=r"x\.png: " + __import__("re").escape(says)):
+    with pytest.raises(ImageLoadError, match=r"x\.png: " + re.escape(says)):
         read_image(tmp_path / "x.png")
 
 
@@ -244,7 +247,7 @@ def test_multi_frame_files_are_refused(tmp_path, ext, says):
     frames = [Image.fromarray(np.full((8, 8, 3), 60 * i, np.uint8)) for i in range(3)]
     path = tmp_path / f"anim.{ext}"
     frames[0].save(path, save_all=True, append_images=frames[1:])
-    with pytest.raises(ImageLoadError, match=f"anim\\.{ext}: {__import__('re').escape(says)}: iqa scores still images"):
+    with pytest.raises(ImageLoadError, match=f"anim\\.{ext}: {re.escape(says)}: iqa scores still images"):
         read_image(path)
     frames[0].save(tmp_path / f"still.{ext}")  # the same format with one frame is fine
     assert read_image(tmp_path / f"still.{ext}").shape == (8, 8, 3)
@@ -306,6 +309,8 @@ def test_permission_denied_is_said_as_such(rng):
             "import sys\nfrom iqa.io import read_image\n"
             "for p in sys.argv[1:]:\n    try:\n        read_image(p)\n        print('read', p)\n"
             "    except OSError as e:\n        print(e)\n"
+            "from iqa.decode import iter_image_files\n"
+            "try:\n    iter_image_files(sys.argv[2].rsplit('/', 1)[0])\nexcept OSError as e:\n    print(e)\n"
         )
         argv = _unprivileged([sys.executable, "-c", code, str(locked), str(shut / "inside.png"), str(ok)])
         probe = subprocess.run(_unprivileged([sys.executable, "-c", "import iqa"]), capture_output=True, text=True)
@@ -316,6 +321,7 @@ def test_permission_denied_is_said_as_such(rng):
         assert lines[0] == f"{locked}: permission denied (cannot read the file: check its permissions)"
         assert lines[1].startswith(f"{shut / 'inside.png'}: permission denied")
         assert lines[2] == f"read {ok}" and proc.stderr == ""
+        assert lines[3] == f"{shut}: permission denied (cannot list the folder: check its permissions)"
         # The command line: one line, exit 1, as for a missing file.
         cli = subprocess.run(_unprivileged([sys.executable, "-m", "iqa.cli", "psnr", str(ok), str(locked)]),
                              capture_output=True, text=True, timeout=60)
@@ -386,7 +392,7 @@ _NPZ_SAYS = {
 @pytest.mark.parametrize("kind", sorted(_NPZ_SAYS))
 def test_malformed_statistics_are_refused_naming_the_file(tmp_path, kind):
     bad = _bad_npz(tmp_path, kind)
-    with pytest.raises(ImageLoadError, match=f"{kind}\\.npz: .*{__import__('re').escape(_NPZ_SAYS[kind])}"):
+    with pytest.raises(ImageLoadError, match=f"{kind}\\.npz: .*{re.escape(_NPZ_SAYS[kind])}"):
         FIDStatistics.load(bad)
 
 
@@ -500,3 +506,73 @@ def test_weights_list_and_verify_agree_on_a_corrupt_hub_file(tmp_path, monkeypat
     row = next(ln for ln in listed.output.splitlines() if ln.startswith("squeezenet1_1"))
     assert row.split("\t")[1:] == ["present (torch-hub)", str(hub)]
     assert verified.exit_code == 1 and f"squeezenet1_1\tcorrupt" in verified.output and str(hub) in verified.output
+
+
+# --------------------------------------------------------------------------------------
+# Float data outside [0, data_range]: warned about, naming the input and its min/max
+# --------------------------------------------------------------------------------------
+
+
+def test_images_scaled_to_255_with_data_range_1_warn(rng):
+    a = rng.random((32, 32))
+    b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
+    with pytest.warns(iqa.RangeWarning) as record:
+        iqa.ssim(a * 255, b * 255, data_range=1.0)
+    assert [str(w.message).split(":")[0] for w in record] == ["reference array", "distorted array"]
+    assert re.match(r"reference array: values from 0\.0\d+ to 25\d\.\d+, outside the data range \[0, 1\]; is the "
+                    r"data range larger \(255 for \[0, 255\] data", str(record[0].message))
+    with warnings_as_errors():  # in range, and within 1 % of it: silent
+        iqa.ssim(a, b, data_range=1.0)
+        iqa.ssim(a * 1.009, b, data_range=1.0)
+        iqa.ssim(a * 255, b * 255, data_range=1.0, check_range=False)
+
+
+def test_minus_one_to_one_tensors_for_lpips_are_caught(squeeze_weights, rng):
+    """Users of the lpips package pass [-1, 1] tensors; with data_range=1 iqa would score
+    other pixels. The warning says what to do."""
+    torch = pytest.importorskip("torch")
+    x = torch.from_numpy(rng.random((1, 3, 40, 40))).float() * 2 - 1
+    y = (x + 0.1 * torch.randn_like(x)).clamp(-1, 1)
+    with pytest.warns(iqa.RangeWarning) as record:
+        iqa.lpips(x, y, data_range=1.0, net="squeeze", weights=squeeze_weights)
+    messages = [str(w.message) for w in record]
+    assert any(m.startswith("reference tensor: values from -0.99") and "map it to [0, 1] with (x + 1) / 2" in m
+               for m in messages), messages
+    with warnings_as_errors():
+        iqa.lpips((x + 1) / 2, (y + 1) / 2, data_range=1.0, net="squeeze", weights=squeeze_weights)
+        iqa.lpips(x, y, data_range=1.0, net="squeeze", weights=squeeze_weights, check_range=False)
+
+
+def test_float_file_out_of_range_warns_through_the_path_and_once_per_score_run(tmp_path, rng):
+    cv2 = pytest.importorskip("cv2")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "d").mkdir()
+    for i in range(3):
+        a = rng.random((24, 24, 3)).astype(np.float32) * (255 if i < 2 else 1)
+        cv2.imwrite(str(tmp_path / "r" / f"{i}.tif"), a)
+        cv2.imwrite(str(tmp_path / "d" / f"{i}.tif"), a * 0.9)
+    with pytest.warns(iqa.RangeWarning) as record:
+        iqa.psnr(tmp_path / "r" / "0.tif", tmp_path / "d" / "0.tif", data_range=1.0)
+    assert re.match(re.escape(str(tmp_path / "r" / "0.tif")) + r": values from .* to 25\d\.\d+, outside the data "
+                    r"range \[0, 1\]", str(record[0].message))
+    result = CliRunner().invoke(main, ["score", str(tmp_path / "r"), str(tmp_path / "d"), "-m", "psnr",
+                                       "--data-range", "1", "-o", str(tmp_path / "s.csv")])
+    assert result.exit_code == 0, result.output
+    warned = [ln for ln in result.output.splitlines() if ln.startswith("iqa: warning:")]
+    assert warned == ["iqa: warning: 2 pair(s) have float values outside [0, data range] by more than 1%: "
+                      "check --data-range ('iqa psnr REFERENCE DISTORTED' shows the values of one pair)"]
+    assert "note: float values outside [0, data range] by more than 1% (check the data range): 2 pair(s)" in result.output
+    one = CliRunner().invoke(main, ["psnr", str(tmp_path / "r" / "0.tif"), str(tmp_path / "d" / "0.tif"), "--data-range", "1"])
+    assert one.exit_code == 0 and [ln for ln in one.output.splitlines() if ln.startswith("iqa: warning: ")][0].startswith(
+        f"iqa: warning: {tmp_path / 'r' / '0.tif'}: values from")
+    quiet = CliRunner().invoke(main, ["psnr", str(tmp_path / "r" / "0.tif"), str(tmp_path / "d" / "0.tif"),
+                                      "--data-range", "1", "--no-check-range"])
+    assert quiet.exit_code == 0 and "warning" not in quiet.output
+
+
+@contextlib.contextmanager
+def warnings_as_errors():
+    """Any warning fails (as the suite's filterwarnings = error does, said where it matters)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield

@@ -377,6 +377,8 @@ class _NpzReader:
                 nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
                 if max_bytes is not None and nbytes > max_bytes:
                     raise self.bad(f"'{key}' has shape {shape}, far larger than statistics are")
+                if nbytes > self._zip.getinfo(self._members[key]).file_size:
+                    raise self.bad(f"'{key}' claims shape {shape} but holds fewer bytes; the file is corrupt")
             with self._zip.open(self._members[key]) as m:
                 return fmt.read_array(m, allow_pickle=False)
         except ImageLoadError:
