@@ -132,13 +132,23 @@ def open_regular_file(path: str | os.PathLike, *, allow_empty: bool = False) -> 
         yield fh, st.st_size
 
 
-def read_regular_file(path: str | os.PathLike, *, allow_empty: bool = False) -> bytes:
-    """The bytes of a regular file (a pair list, a file list), refusing what
-    :func:`open_regular_file` refuses."""
+#: The largest text file (pair list, file list) read: 256 MiB is millions of lines.
+TEXT_BYTES = 256 * 2**20
+
+
+def read_text_file(path: str | os.PathLike, what: str) -> bytes:
+    """The bytes of a text file (a pair list, a file list), refusing what
+    :func:`open_regular_file` refuses (but an empty file), a file with NUL bytes in its
+    first 64 KiB (not text: a binary or sparse file) and one over :data:`TEXT_BYTES`."""
     p = os.fspath(path)
-    with open_regular_file(p, allow_empty=allow_empty) as (fh, _size):
+    with open_regular_file(p, allow_empty=True) as (fh, size):
+        if size > TEXT_BYTES:
+            raise ImageLoadError(f"{p}: {size} bytes is too large for {what} (at most {TEXT_BYTES})")
         try:
-            return fh.read()
+            head = fh.read(65536)
+            if b"\0" in head:
+                raise ImageLoadError(f"{p}: not a text file (it holds NUL bytes), so not {what}")
+            return head + fh.read()
         except OSError as exc:
             raise _os_error(p, exc) from None
 

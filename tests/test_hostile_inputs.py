@@ -95,6 +95,19 @@ def test_fifo_is_refused_by_name_without_blocking(tmp_path, rng):
     _one_line_cli_error(out["value"], "f.png: not a regular file")
 
 
+def test_binary_and_huge_pair_lists_are_refused_unread(tmp_path):
+    (tmp_path / "r").mkdir()
+    zeros = tmp_path / "zeros.csv"
+    zeros.write_bytes(b"reference,distorted\n" + b"\0" * 4096)
+    huge = tmp_path / "huge.csv"
+    with open(huge, "wb") as fh:
+        fh.truncate(2**30)
+    for path, says in ((zeros, "zeros.csv: not a text file (it holds NUL bytes), so not a pair list"),
+                       (huge, "huge.csv: 1073741824 bytes is too large for a pair list")):
+        result = CliRunner().invoke(main, ["score", str(tmp_path / "r"), str(tmp_path / "r"), "--pairs", str(path)])
+        _one_line_cli_error(result, says)
+
+
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/null", "/dev/urandom"])
 def test_device_nodes_are_refused(device):
     if not os.path.exists(device):

@@ -55,10 +55,10 @@ _PER_FILE_ERRORS = (ImageLoadError, ShapeError, RangeError)
 def read_file_list(path: Path) -> list[Path]:
     """Image paths listed one a line in a text file (relative to the list's folder); blank
     lines and lines starting with ``#`` are ignored."""
-    from iqa.decode import read_regular_file
+    from iqa.decode import read_text_file
 
     try:
-        lines = read_regular_file(path, allow_empty=True).decode("utf-8").splitlines()
+        lines = read_text_file(path, "a file list").decode("utf-8").splitlines()
     except UnicodeDecodeError as exc:
         raise ImageLoadError(f"{path}: cannot read the file list ({exc})") from None
     files = [path.parent / line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
