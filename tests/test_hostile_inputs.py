@@ -92,20 +92,21 @@ def test_fifo_is_refused_by_name_without_blocking(tmp_path, rng):
     # A pair list that is a FIFO would block a reader too.
     (tmp_path / "r").mkdir()
     out = _finishes(lambda: CliRunner().invoke(main, ["score", str(tmp_path / "r"), str(tmp_path / "r"), "--pairs", str(fifo)]))
-    _one_line_cli_error(out["value"], "f.png: not a regular file")
+    _one_line_cli_error(out["value"], "f.png: ", "FIFO", "not a regular file")
 
 
-def test_binary_and_huge_pair_lists_are_refused_unread(tmp_path):
-    (tmp_path / "r").mkdir()
-    zeros = tmp_path / "zeros.csv"
-    zeros.write_bytes(b"reference,distorted\n" + b"\0" * 4096)
-    huge = tmp_path / "huge.csv"
+def test_binary_and_huge_file_lists_are_refused_unread(tmp_path):
+    zeros = tmp_path / "zeros.txt"
+    zeros.write_bytes(b"a.png\n" + b"\0" * 4096)
+    huge = tmp_path / "huge.txt"
     with open(huge, "wb") as fh:
         fh.truncate(2**30)
-    for path, says in ((zeros, "zeros.csv: not a text file (it holds NUL bytes), so not a pair list"),
-                       (huge, "huge.csv: 1073741824 bytes is too large for a pair list")):
-        result = CliRunner().invoke(main, ["score", str(tmp_path / "r"), str(tmp_path / "r"), "--pairs", str(path)])
-        _one_line_cli_error(result, says)
+    for path, says in ((zeros, "zeros.txt: not a text file (it holds NUL bytes), so not a file list"),
+                       (huge, "huge.txt: 1073741824 bytes is too large for a file list")):
+        _one_line_cli_error(CliRunner().invoke(main, ["fid", str(path), str(path)]), says)
+    (tmp_path / "r").mkdir()
+    result = CliRunner().invoke(main, ["score", str(tmp_path / "r"), str(tmp_path / "r"), "--pairs", str(zeros)])
+    _one_line_cli_error(result, "zeros.txt:", "NUL")
 
 
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/null", "/dev/urandom"])
@@ -463,9 +464,10 @@ def test_data_range_out_of_bounds_is_an_option_error(value):
     assert isinstance(info.value, IQAError) and "data_range must be" in str(info.value)
 
 
-def test_a_string_is_not_unpacked_into_a_pair(tmp_path):
-    with pytest.raises(ShapeError, match="expected a \\(reference, distorted\\) pair or a PairJob, got the path 'ab' alone"):
-        list(iqa.iter_scores(["ab"], ["psnr"]))
+def test_a_string_is_not_unpacked_into_a_pair():
+    (score,) = iqa.iter_scores(["ab"], ["psnr"])  # an error result, not the pair ("a", "b")
+    assert "expected a (reference, distorted) pair" in score.error and "'ab'" in score.error
+    assert score.values == {"psnr": None}
 
 
 # --------------------------------------------------------------------------------------
