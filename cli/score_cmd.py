@@ -298,7 +298,7 @@ def _score(**kw: Any) -> None:
         bar.close()
 
     out_of_range = run.stats.notes.get(RANGE_NOTE, 0)
-    if out_of_range:  # once per run; the rows carry the note and the summary counts them
+    if out_of_range:  # once per run; the summary's notes count them too
         click.echo(f"iqa: warning: {out_of_range} pair(s) have float values outside [0, data range] by more "
                    "than 1%: check --data-range ('iqa psnr REFERENCE DISTORTED' shows the values of one pair)", err=True)
     if say:

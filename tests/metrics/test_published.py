@@ -48,8 +48,10 @@ def test_ssim_matches_ipol_imdiff():
 
 def test_ipol_anchor_detects_a_wrong_data_range():
     # The anchor can fail: a data range of 1.0 for uint8 data (a common mistake) misses it.
+    # The range check warns about that mistake too.
     cam, noisy = _camera_pair()
-    wrong = iqa.ssim(cam.astype(np.float64), noisy.astype(np.float64), data_range=1.0)
+    with pytest.warns(iqa.RangeWarning, match="outside the data range"):
+        wrong = iqa.ssim(cam.astype(np.float64), noisy.astype(np.float64), data_range=1.0)
     assert abs(wrong - IPOL_MSSIM) > 1e-2
 
 
