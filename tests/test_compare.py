@@ -181,6 +181,30 @@ def test_infinite_psnr_in_paired_differences():
     assert p["p_value"] == scipy.stats.wilcoxon(d, zero_method="zsplit").pvalue
 
 
+def test_direction_follows_the_test_not_the_finite_mean():
+    """30 images identical to the reference (inf) beat the baseline; 10 finite ones lose by
+    more than the finite mean can see: the test says better, and so must the direction."""
+    inf = math.inf
+    base = np.full(40, 30.0)
+    most = np.concatenate([np.full(30, inf), np.full(10, 29.0)])
+    p = paired_statistics(most, base, True, boot(), "d")
+    assert p["diff"] == -1.0 and (p["wins"], p["losses"]) == (30, 10)
+    assert p["direction"] == "better"
+    d = signed_rank_differences(most, base)
+    # The same sign as scipy's one-sided tests say: 'greater' is the smaller p-value.
+    greater = scipy.stats.wilcoxon(d, zero_method="zsplit", alternative="greater").pvalue
+    less = scipy.stats.wilcoxon(d, zero_method="zsplit", alternative="less").pvalue
+    assert greater < less
+    # Lower-is-better flips the word, not the statistic; all inf (identical to the reference)
+    # is better with no finite difference at all.
+    assert paired_statistics(most, base, False, boot(), "d")["direction"] == "worse"
+    perfect = paired_statistics(np.full(40, inf), base, True, boot(), "d")
+    assert perfect["diff"] is None and perfect["direction"] == "better" and perfect["n_diff"] == 0
+    same = paired_statistics(base, base, True, boot(), "d")
+    assert same["direction"] is None and same["p_value"] == 1.0
+    assert paired_statistics([inf], [30.0], True, boot(), "d")["direction"] is None  # no test, no direction
+
+
 def test_holm_by_hand():
     # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> max(0.06, 0.04) = 0.06
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
@@ -286,6 +310,39 @@ def test_an_empty_method_gives_nulls(tmp_path, rng):
     assert p["n"] == 0 and p["diff"] is None and p["p_value"] is None and p["p_holm"] is None
     assert not p["significant"]
     json.dumps(c.to_dict(), allow_nan=False)
+
+
+def test_holm_family_in_the_table_counts_only_tests(tmp_path, rng):
+    refs = [f"{i:02d}.png" for i in range(30)]
+    fa = write_scores(tmp_path / "a.csv", refs, {"psnr": list(rng.normal(30, 1, 30)), "ssim": [0.5] * 30})
+    fb = write_scores(tmp_path / "b.csv", refs, {"psnr": list(rng.normal(31, 1, 30)), "ssim": [None] * 30})
+    c = compare(None, {"a": fa, "b": fb}, n_resamples=N_RESAMPLES)
+    assert c.paired["b"]["ssim"]["p_value"] is None and c.paired["b"]["psnr"]["p_value"] is not None
+    assert "p_holm over 1 test(s)" in c.format_table()
+    assert c.paired["b"]["psnr"]["p_holm"] == c.paired["b"]["psnr"]["p_value"]  # a family of one
+
+
+def test_summary_csv_has_every_paired_count_and_the_direction(tmp_path):
+    """n_diff, the interval methods, significance, direction and the counts are in
+    summary.csv as in summary.json; the text table shows n_diff and the test's direction."""
+    refs = [f"{i:02d}.png" for i in range(40)]
+    base = [30.0 + i / 100 for i in range(40)]
+    most = [math.inf] * 30 + [29.0 + i / 100 for i in range(10)]
+    c = compare(None, {"base": write_scores(tmp_path / "base.csv", refs, {"psnr": base}),
+                       "most": write_scores(tmp_path / "most.csv", refs, {"psnr": most})},
+                output=tmp_path / "out", n_resamples=N_RESAMPLES)
+    with open(tmp_path / "out" / "summary.csv", newline="") as fh:
+        rows = {r["method"]: r for r in csv.DictReader(fh)}
+    p = c.paired["most"]["psnr"]
+    assert p["diff"] < 0 and p["significant"] and p["direction"] == "better"
+    r = rows["most"]
+    assert (r["n_paired"], r["n_diff"], r["wins"], r["ties"], r["losses"]) == ("40", "10", "30", "0", "10")
+    assert (r["significant"], r["direction"], r["diff_ci_method"], r["ci_method"]) == ("True", "better", p["ci_method"],
+                                                                                     c.summary["most"]["psnr"]["ci_method"])
+    assert rows["base"]["direction"] == "" and rows["base"]["ci_method"] == c.summary["base"]["psnr"]["ci_method"]
+    line = [t for t in c.format_table().splitlines() if t.startswith("most ")][-1]  # the paired table's
+    assert line.split()[2:4] == ["40", "10"] and " better " in line and "30/0/10" in line
+    assert c.metadata["statistics"]["std"].startswith("sample standard deviation (ddof=1)")
 
 
 def test_psnr_inf_through_compare(tmp_path):

@@ -39,6 +39,7 @@ FORMAT = "iqa-compare/1"
 SUMMARY_COLUMNS = (
     "method", "metric", "n", "n_inf", "mean", "median", "std", "ci_low", "ci_high",
     "diff", "diff_ci_low", "diff_ci_high", "p_value", "p_holm", "win_rate", "tie_rate", "loss_rate", "n_paired",
+    "ci_method", "n_diff", "diff_ci_method", "significant", "direction", "wins", "ties", "losses",
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
@@ -126,10 +127,15 @@ class Comparison:
                 s = self.summary[method][metric]
                 p = self.paired.get(method, {}).get(metric)
                 row = {"method": method, "metric": metric, **{k: s[k] for k in SUMMARY_COLUMNS[2:9]}}
+                row["ci_method"] = s.get("ci_method")
+                p = p or {}
                 row.update({
-                    "diff": p and p["diff"], "diff_ci_low": p and p["ci_low"], "diff_ci_high": p and p["ci_high"],
-                    "p_value": p and p["p_value"], "p_holm": p and p["p_holm"], "win_rate": p and p["win_rate"],
-                    "tie_rate": p and p["tie_rate"], "loss_rate": p and p["loss_rate"], "n_paired": p and p["n"],
+                    "diff": p.get("diff"), "diff_ci_low": p.get("ci_low"), "diff_ci_high": p.get("ci_high"),
+                    "p_value": p.get("p_value"), "p_holm": p.get("p_holm"), "win_rate": p.get("win_rate"),
+                    "tie_rate": p.get("tie_rate"), "loss_rate": p.get("loss_rate"), "n_paired": p.get("n"),
+                    "n_diff": p.get("n_diff"), "diff_ci_method": p.get("ci_method"),
+                    "significant": p.get("significant"), "direction": p.get("direction"),
+                    "wins": p.get("wins"), "ties": p.get("ties"), "losses": p.get("losses"),
                 })
                 rows.append(row)
         return rows
@@ -699,7 +705,10 @@ def _conventions(boot: Bootstrap, alpha: float) -> dict[str, Any]:
                          "or 'diff/METHOD/metric'",
             "statistic": "mean over images (scipy.stats.bootstrap); paired: mean of method - baseline",
         },
+        "std": "sample standard deviation (ddof=1) of the finite values",
         "test": "wilcoxon signed-rank, two-sided, zero_method=zsplit",
+        "direction": "better or worse by the sign of the signed-rank sum R+ - R- of the differences the test "
+                     "used (inf beating finite included), in the metric's direction; null when it is zero",
         "adjustment": "holm over methods x metrics",
         "alpha": alpha,
         "ties": "equal values (inf and inf included) are ties: neither a win nor a loss",
@@ -744,24 +753,30 @@ def format_table(c: Comparison) -> str:
             )
     if c.paired:
         alpha = c.metadata["statistics"]["alpha"]
+        tests = sum(p["p_value"] is not None for v in c.paired.values() for p in v.values())
         lines += [
             "",
-            f"Against {c.baseline} (diff = method - {c.baseline} over the images every method scored; p: Wilcoxon "
-            f"signed-rank; p_holm over {sum(len(v) for v in c.paired.values())} tests; * p_holm <= {alpha}):",
-            f"{'method':<{width}}  {'metric':<8} {'n':>6} {'diff':>10} {'ci_low':>10} {'ci_high':>10} {'p':>10} "
-            f"{'p_holm':>10}  {'better':<6} {'win/tie/loss':>14}",
+            f"Against {c.baseline} (diff = mean of method - {c.baseline} over n_diff images: of the n images every "
+            f"method scored, those where both values are finite; p: Wilcoxon signed-rank over the n images; "
+            f"p_holm over {tests} test(s); result: better/worse by the test where p_holm <= {alpha}, "
+            "else n.s.):",
+            f"{'method':<{width}}  {'metric':<8} {'n':>6} {'n_diff':>6} {'diff':>10} {'ci_low':>10} {'ci_high':>10} "
+            f"{'p':>10} {'p_holm':>10}  {'result':<6} {'win/tie/loss':>14}",
         ]
         for metric in c.metrics:
             for name in c.methods:
                 if name not in c.paired:
                     continue
                 p = c.paired[name][metric]
-                star = "*" if p["significant"] else " "
+                result = (p.get("direction") or "-") if p["significant"] else "n.s."
                 lines.append(
-                    f"{name:<{width}}  {metric:<8} {p['n']:>6} {_f(p['diff']):>10} {_f(p['ci_low']):>10} "
-                    f"{_f(p['ci_high']):>10} {_f(p['p_value']):>10} {_f(p['p_holm']):>10}{star} "
-                    f"{info[metric]['direction']:<6} {p['wins']:>4}/{p['ties']}/{p['losses']}"
+                    f"{name:<{width}}  {metric:<8} {p['n']:>6} {p.get('n_diff', p['n']):>6} {_f(p['diff']):>10} "
+                    f"{_f(p['ci_low']):>10} {_f(p['ci_high']):>10} {_f(p['p_value']):>10} {_f(p['p_holm']):>10}  "
+                    f"{result:<6} {p['wins']:>4}/{p['ties']}/{p['losses']}"
                 )
+        lines.append("metrics: " + ", ".join(f"{k} {'higher' if info[k]['direction'] == 'higher' else 'lower'} is "
+                                             "better" for k in c.metrics)
+                     + "; diff '-' with n_diff 0: no image where both values are finite")
     lines.append("")
     lines.append(f"{c.metadata['n_images']} image(s); {c.metadata['n_common']} scored by every method for every metric")
     for m in c.metadata["methods"]:

@@ -36,6 +36,7 @@ __all__ = [
     "outcomes",
     "paired_statistics",
     "signed_rank_differences",
+    "signed_rank_direction",
     "summary_statistics",
     "wilcoxon_p",
 ]
@@ -206,6 +207,25 @@ def signed_rank_differences(method: Any, baseline: Any) -> np.ndarray:
     return d
 
 
+def signed_rank_direction(d: Any) -> int:
+    """Which way the signed-rank test's differences lean: the sign of ``R+ − R−``, the sum
+    of the signed ranks of ``|d|`` (average ranks for ties; zero differences, which
+    ``zsplit`` splits evenly between the signs, add nothing). ``1``: the method's values are
+    larger, ``-1``: smaller, ``0``: balanced (or no difference).
+
+    This is the statistic the p-value is computed from, so a significant result points the
+    way the test found it, even where the mean of the finite differences (``diff``) cannot
+    tell: an infinite PSNR beats every finite one but is not in ``diff``.
+    """
+    import scipy.stats
+
+    d = np.asarray(d, dtype=np.float64)
+    if d.size == 0:
+        return 0
+    total = float(np.sum(np.sign(d) * scipy.stats.rankdata(np.abs(d))))
+    return int(np.sign(total))
+
+
 def wilcoxon_p(d: Any) -> float | None:
     """Two-sided Wilcoxon signed-rank p-value of paired differences ``d`` (finite).
 
@@ -231,8 +251,10 @@ def paired_statistics(
         ``n`` (paired images), ``n_diff`` (of them, both values finite: the images behind
         ``diff``), ``n_inf``, ``diff`` (mean of method − baseline), ``ci_low``/``ci_high``
         (paired bootstrap: the images are resampled, each keeping its two values),
-        ``ci_method``, ``p_value`` (Wilcoxon), ``wins``/``ties``/``losses`` and their
-        rates. ``p_holm`` and ``significant`` are added by the caller (:func:`holm` needs
+        ``ci_method``, ``p_value`` (Wilcoxon), ``direction`` (``"better"``/``"worse"``:
+        which way the test's signed-rank statistic leans, by the metric's direction;
+        ``None`` when it is balanced or there is no test), ``wins``/``ties``/``losses`` and
+        their rates. ``p_holm`` and ``significant`` are added by the caller (:func:`holm` needs
         every p-value of the family).
     """
     a, b = np.asarray(method, dtype=np.float64).ravel(), np.asarray(baseline, dtype=np.float64).ravel()
@@ -245,6 +267,10 @@ def paired_statistics(
     diffs = a[both] - b[both]
     low, high, how = bootstrap.interval(diffs, label)
     wins, ties, losses = outcomes(a, b, higher_is_better)
+    d = signed_rank_differences(a, b)
+    p_value = wilcoxon_p(d)
+    lean = signed_rank_direction(d) if p_value is not None else 0
+    direction = None if lean == 0 else ("better" if (lean > 0) == bool(higher_is_better) else "worse")
     return {
         "n": n,
         "n_diff": int(diffs.size),
@@ -253,7 +279,8 @@ def paired_statistics(
         "ci_low": low,
         "ci_high": high,
         "ci_method": how,
-        "p_value": wilcoxon_p(signed_rank_differences(a, b)),
+        "p_value": p_value,
+        "direction": direction,
         "win_rate": wins / n if n else None,
         "tie_rate": ties / n if n else None,
         "loss_rate": losses / n if n else None,
