@@ -115,9 +115,11 @@ def test_summary_table_equals_summary_csv(browser, site):
         # What a person reads: the mean to five significant digits.
         shown = float(c["shown"].rstrip(" ★"))
         assert shown == pytest.approx(float(r["mean"]), rel=1e-4)
-    # The best mean per metric (higher is better for both) is marked, and only it.
+    # The best mean per metric (higher is better for both) is marked, and only it: the share
+    # of infinite values first (inf is the best PSNR; "same" has one), then the finite mean.
     for metric in METRICS:
-        best = max(METHODS, key=lambda m: float(rows[(m, metric)]["mean"]))
+        best = max(METHODS, key=lambda m: (int(rows[(m, metric)]["n_inf"]) / int(rows[(m, metric)]["n"]),
+                                           float(rows[(m, metric)]["mean"])))
         marked = [c["method"] for c in cells if c["metric"] == metric and c["best"] == "true"]
         assert marked == [best]
         assert [c for c in cells if c["method"] == best and c["metric"] == metric][0]["shown"].endswith("★")
@@ -236,5 +238,44 @@ def test_missing_images_show_placeholders(browser, site, tmp_path):
         assert gone == []
         assert "2 image file(s) not found" in browser.find_element("id", "warnings").text
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    finally:
+        browser.get(site[1].resolve().as_uri())  # back to the module's report
+
+
+def test_significance_marks_follow_the_test_and_infinite_values(browser, site, tmp_path):
+    """A method identical to the reference (PSNR inf on every image) and one identical on 30
+    of 40 images (1 dB worse on the rest) are significantly better than the baseline: ▲, not
+    the ▼ the sign of the finite mean difference would give; ★ goes to the all-inf method."""
+    import warnings
+
+    import iqa
+
+    refs = [f"{i:02d}.png" for i in range(40)]
+    columns = {"base": [30.0 + i / 100 for i in range(40)], "perfect": [math.inf] * 40,
+               "most": [math.inf] * 30 + [29.0 + i / 100 for i in range(10)]}
+    files = {}
+    for name, psnr in columns.items():
+        files[name] = tmp_path / f"{name}.csv"
+        with open(files[name], "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["reference", "distorted", "psnr", "error"])
+            w.writerows([r, r, repr(v), ""] for r, v in zip(refs, psnr))
+    iqa.compare(None, files, output=tmp_path / "out", n_resamples=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", iqa.IQAWarning)  # the images themselves do not exist
+        index = iqa.report(tmp_path / "out", tmp_path / "report", gallery_size=0)
+    browser.get(index.resolve().as_uri())
+    try:
+        cells = js(browser, """return Object.fromEntries(Array.from(
+            document.querySelectorAll('#summary-table td[data-metric]')).map(td => [td.getAttribute('data-method'),
+            {cls: td.className, best: td.getAttribute('data-best'), mean: td.querySelector('.mean').textContent,
+             paired: (td.querySelector('.paired') || {}).textContent}]));""")
+        for name in ("perfect", "most"):
+            assert "sig-better" in cells[name]["cls"].split() and cells[name]["paired"].startswith("▲"), name
+        assert cells["perfect"]["paired"].startswith("▲ Δ no finite difference")
+        assert " over 10 finite" in cells["most"]["paired"]
+        assert cells["perfect"]["mean"] == "inf ★" and [n for n, c in cells.items() if c["best"] == "true"] == ["perfect"]
+        legend = browser.find_element("css selector", "#summary .legend").text
+        assert "every method scored" in legend and "Holm p ≤ 0.05" in legend
     finally:
         browser.get(site[1].resolve().as_uri())  # back to the module's report

@@ -95,17 +95,46 @@
 
   // -- summary -------------------------------------------------------------------------
 
+  /* The value ★ ranks by: the mean of the finite values, after the share of infinite values
+     (PSNR of identical images), which counts as the best possible value where higher is
+     better and the worst where lower is. A method whose every value is inf (identical to the
+     reference) therefore ranks first for PSNR, though its finite mean is undefined. */
+  function rankKey(metric, s) {
+    if (!s || !s.n) { return null; }
+    var mean = num(s.mean), share = (s.n_inf || 0) / s.n;
+    if ((mean === null || Number.isNaN(mean)) && !share) { return null; }
+    var sign = metric.higher ? 1 : -1;
+    return [sign * share, mean === null || Number.isNaN(mean) ? -Infinity : sign * mean];
+  }
+
   function bestMethods(metric) {
     if (metric.higher === null || metric.higher === undefined || METHODS.length < 2) { return []; }
     var best = null, who = [];
     METHODS.forEach(function (name) {
-      var s = (D.summary[name] || {})[metric.key];
-      var v = s ? num(s.mean) : null;
-      if (v === null || Number.isNaN(v)) { return; }
-      if (best === null || (metric.higher ? v > best : v < best)) { best = v; who = [name]; }
-      else if (v === best) { who.push(name); }
+      var k = rankKey(metric, (D.summary[name] || {})[metric.key]);
+      if (k === null) { return; }
+      var cmp = best === null ? 1 : k[0] !== best[0] ? (k[0] > best[0] ? 1 : -1) :
+        k[1] === best[1] ? 0 : (k[1] > best[1] ? 1 : -1);
+      if (cmp > 0) { best = k; who = [name]; }
+      else if (cmp === 0) { who.push(name); }
     });
     return who;
+  }
+
+  /* Whether a paired cell is better or worse than the baseline: the test's own direction
+     (summary.json's "direction", from the signed-rank statistic); for a summary written
+     before it was recorded, the sign of wins − losses. */
+  function pairedDirection(p, m) {
+    if (p.direction !== undefined) { return p.direction; }
+    if (m.higher === null || m.higher === undefined) { return null; }
+    var lean = (p.wins || 0) - (p.losses || 0);
+    return lean > 0 ? "better" : lean < 0 ? "worse" : null;
+  }
+
+  function ciNote(how) {
+    var st = D.statistics || {};
+    var usual = st.bootstrap ? st.bootstrap.method : null;
+    return how && usual && how !== usual ? " (" + how + ")" : "";
   }
 
   function drawSummary() {
@@ -128,11 +157,14 @@
         var attrs = { "data-method": name, "data-metric": m.key, "data-mean": raw(s.mean),
           "data-median": raw(s.median), "data-std": raw(s.std), "data-n": raw(s.n),
           "data-ci-low": raw(s.ci_low), "data-ci-high": raw(s.ci_high), "data-best": best ? "true" : "false" };
-        var parts = [el("div", { className: "mean", text: fmt(s.mean) + (best ? " ★" : ""),
-          title: best ? "best mean (" + direction(m) + ")" : null })];
+        var allInf = s.mean === null && s.n > 0 && s.n_inf === s.n;  // every value inf: so is the mean
+        var parts = [el("div", { className: "mean", text: (allInf ? "inf" : fmt(s.mean)) + (best ? " ★" : ""),
+          title: (allInf ? "every value is infinite (identical to the reference)" : "") +
+            (best ? (allInf ? "; " : "") + "best mean (" + direction(m) + ")" : "") || null })];
         if (s.ci_low !== undefined) {
           var conf = D.statistics && D.statistics.confidence ? Math.round(100 * D.statistics.confidence) + "% CI " : "CI ";
-          parts.push(el("div", { className: "ci", text: conf + "[" + fmt(s.ci_low) + ", " + fmt(s.ci_high) + "]" }));
+          parts.push(el("div", { className: "ci", "data-ci-method": s.ci_method || null,
+            text: conf + "[" + fmt(s.ci_low) + ", " + fmt(s.ci_high) + "]" + ciNote(s.ci_method) }));
         }
         var sub = "median " + fmt(s.median) + " · sd " + fmt(s.std) + " · n " + (s.n === undefined ? "–" : s.n);
         if (s.n_inf) { sub += " (" + s.n_inf + " inf)"; }
@@ -141,21 +173,25 @@
         parts.push(el("div", { className: "sub", text: sub }));
         if (p) {
           var d = num(p.diff);
-          var better = d !== null && !Number.isNaN(d) && m.higher !== null && m.higher !== undefined &&
-            (m.higher ? d > 0 : d < 0);
+          var dir = pairedDirection(p, m);
+          var better = dir === "better";
           var mark = "";
-          if (p.significant === true) {
+          if (p.significant === true && dir) {
             cls.push(better ? "sig-better" : "sig-worse");
             mark = better ? "▲ " : "▼ ";
           }
           attrs["data-diff"] = raw(p.diff);
           attrs["data-p-holm"] = raw(p.p_holm);
           attrs["data-significant"] = p.significant ? "true" : "false";
-          parts.push(el("div", { className: "paired", title: p.significant
-              ? "significantly " + (better ? "better" : "worse") + " than " + D.baseline + " (Holm-adjusted p)"
+          attrs["data-direction"] = dir || "";
+          var nDiff = p.n_diff === undefined ? p.n : p.n_diff;
+          var delta = d === null || Number.isNaN(d) ? "Δ no finite difference" :
+            "Δ " + (d > 0 ? "+" : "") + fmt(p.diff) + " [" + fmt(p.ci_low) + ", " + fmt(p.ci_high) + "]" +
+            ciNote(p.ci_method) + (nDiff !== p.n ? " over " + nDiff + " finite" : "");
+          parts.push(el("div", { className: "paired", title: p.significant && dir
+              ? "significantly " + dir + " than " + D.baseline + " (Holm-adjusted p; direction of the signed-rank test)"
               : "not significantly different from " + D.baseline,
-            text: mark + "Δ " + (d > 0 ? "+" : "") + fmt(p.diff) + " [" + fmt(p.ci_low) + ", " + fmt(p.ci_high) +
-              "] · p " + fmt(p.p_value) + ", Holm " + fmt(p.p_holm) + " · wins " + pct(p.win_rate) +
+            text: mark + delta + " · p " + fmt(p.p_value) + ", Holm " + fmt(p.p_holm) + " · wins " + pct(p.win_rate) +
               ", ties " + pct(p.tie_rate) + " (n " + p.n + ")" }));
         }
         attrs.className = cls.join(" ");
@@ -164,15 +200,20 @@
       return el("tr", { "data-method": name }, cells);
     });
     box.appendChild(el("table", { className: "summary", id: "summary-table" }, [el("thead", null, [head]), el("tbody", null, rows)]));
-    var legend = METHODS.length > 1 ? "★ best mean per metric (↑ higher is better, ↓ lower is better, from the metric registry)." :
+    var legend = METHODS.length > 1 ? "★ best mean per metric (↑ higher is better, ↓ lower is better, from the metric " +
+      "registry); where values are infinite (PSNR of identical images), the method with the larger share of them " +
+      "ranks first for a higher-is-better metric, then the mean of the finite values." :
       "↑ higher is better, ↓ lower is better (from the metric registry).";
     if (D.kind === "compare") {
       var st = D.statistics || {};
-      legend += " Δ: mean of method − " + D.baseline + " over the images both scored, with its " +
+      legend += " Δ: mean of method − " + D.baseline + " over the images every method scored where both values " +
+        "are finite (\"over k finite\" where that is fewer than n), with its " +
         (st.bootstrap ? "paired " + st.bootstrap.method + " bootstrap (" + st.bootstrap.n_resamples + " resamples, seed " +
-          st.bootstrap.seed + ")" : "bootstrap") + " interval; p: " + (st.test || "paired test") + ", Holm: " +
-        (st.adjustment || "adjusted") + "; ▲/▼ significantly better/worse (Holm p < " + (st.alpha === undefined ? "alpha" : st.alpha) +
-        "). Wins: share of images on which the method is better.";
+          st.bootstrap.seed + "; another interval method, where the data needed one, is named beside the interval)"
+          : "bootstrap") + " interval; p: " + (st.test || "paired test") + " over all n images, Holm: " +
+        (st.adjustment || "adjusted") + "; ▲/▼ significantly better/worse (Holm p ≤ " +
+        (st.alpha === undefined ? "alpha" : st.alpha) + "), the direction being the signed-rank test's, which counts " +
+        "infinite values that Δ leaves out. Wins: share of images on which the method is better.";
       if (st.inf) { legend += " " + st.inf; }
     }
     box.appendChild(el("p", { className: "legend", text: legend }));
