@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 import warnings
@@ -159,9 +160,14 @@ def finish(comparison: Any, kw: dict[str, Any]) -> None:
     if kw["report_dir"] is not None:
         from iqa.compare.report import report
 
+        from .report_cmd import interrupt_exits
         from .sets_cmd import _warnings_to_stderr
 
-        with _warnings_to_stderr():
+        rerun = (f"the summaries are written in {kw['output']}: run iqa report {shlex.quote(kw['output'])} -o "
+                 f"{shlex.quote(kw['report_dir'])}")
+        if kw["overwrite"] or kw["resume"]:
+            rerun += " --overwrite"
+        with interrupt_exits(_PROG, rerun), _warnings_to_stderr():
             index = report(comparison, kw["report_dir"], overwrite=kw["overwrite"] or kw["resume"],
                            output_option="report")
         click.echo(f"{_PROG}: report: {index}", err=True)

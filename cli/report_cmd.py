@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from typing import Iterator
+
 import click
 
 from .options import cli_namer
@@ -33,7 +37,23 @@ def report_cmd(results: str, output: str, overwrite: bool, gallery_size: int, th
 
     click.get_current_context().ensure_object(dict)["namer"] = cli_namer()
     require_matplotlib()
-    with _warnings_to_stderr():
-        index = report(results, output, overwrite=overwrite, gallery_size=gallery_size,
-                       thumbnail_size=thumbnail_size, title=title, lpips_maps=lpips_maps)
+    with interrupt_exits("iqa report", f"{output} is unchanged; run the command again to write the report"):
+        with _warnings_to_stderr():
+            index = report(results, output, overwrite=overwrite, gallery_size=gallery_size,
+                           thumbnail_size=thumbnail_size, title=title, lpips_maps=lpips_maps)
     click.echo(str(index))
+
+
+@contextlib.contextmanager
+def interrupt_exits(prog: str, what: str) -> Iterator[None]:
+    """Ctrl-C, SIGTERM or SIGHUP while a report is written: the folder being built is
+    removed, one line says what stands, and the exit code is 128 + the signal (130 for
+    Ctrl-C), never 1 (a failed pair)."""
+    from .score_cmd import terminate_as_interrupt
+
+    try:
+        with terminate_as_interrupt():
+            yield
+    except KeyboardInterrupt as exc:
+        click.echo(f"{prog}: interrupted while writing the report; {what}", err=True)
+        click.get_current_context().exit(128 + getattr(exc, "signum", signal.SIGINT))

@@ -327,3 +327,62 @@ def test_report_into_the_current_folder(single):
     assert here.stat().st_ino == inode and Path.cwd() == here
     assert page_data(here / "index.html")["title"] == "again"
     assert [p.name for p in here.parent.iterdir() if p.name.startswith(f".{here.name}.")] == []
+
+
+def _signal_during_plots(monkeypatch, signum):
+    """The signal arrives while the report is built (drawing its plots)."""
+    import signal as _signal
+
+    def draw_plots(*_args, **_kw):
+        os.kill(os.getpid(), signum)
+        raise AssertionError("the signal should have stopped the report")  # reached only if it did not
+
+    assert signum in (_signal.SIGINT, _signal.SIGTERM)
+    monkeypatch.setattr("iqa.compare.report_figures.draw_plots", draw_plots)
+
+
+def test_interrupted_report_exits_128_plus_signal_and_leaves_nothing(comparison, tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM while a report is built: exit 128 + signal (not 1, a failed pair),
+    one line, no half-built folder; a later run removes what a killed run left behind (its
+    owner dead, on this host), never a live run's folder."""
+    import signal as _signal
+
+    out = tmp_path / "rep"
+    for signum in (_signal.SIGINT, _signal.SIGTERM):
+        with monkeypatch.context() as m:
+            _signal_during_plots(m, signum)
+            res = CliRunner().invoke(main, ["report", str(comparison), "-o", str(out)])
+        assert res.exit_code == 128 + signum, (signum, res.output)
+        assert res.stderr.strip().splitlines() == [f"iqa report: interrupted while writing the report; {out} is "
+                                                   "unchanged; run the command again to write the report"]
+        assert sorted(os.listdir(tmp_path)) == []
+
+    from iqa.scoring.sidecar import owner
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftovers = {}
+    for label, pid in (("dead", int(dead.stdout)), ("live", os.getppid())):
+        folder = tmp_path / f".rep.tmp-{pid}"
+        folder.mkdir()
+        (folder / ".iqa-owner.json").write_text(json.dumps({"owner": {**owner(), "pid": pid, "start_ticks": None}}))
+        leftovers[label] = folder
+    no_owner = tmp_path / ".rep.tmp-1"  # no record of its owner: left alone
+    no_owner.mkdir()
+    iqa.report(comparison, out, gallery_size=0)
+    assert not leftovers["dead"].exists() and leftovers["live"].is_dir() and no_owner.is_dir()
+    assert not (out / ".iqa-owner.json").exists()
+
+
+def test_compare_interrupted_while_reporting_says_how_to_finish(comparison, tmp_path, monkeypatch):
+    import signal as _signal
+
+    files = [f"--scores={m}={comparison / 'scores' / f'{m}.csv'}" for m in ("good", "bad")]
+    out, rep = tmp_path / "out", tmp_path / "rep"
+    _signal_during_plots(monkeypatch, _signal.SIGINT)
+    res = CliRunner().invoke(main, ["compare", *files, "--n-resamples", "100", "-o", str(out), "--report", str(rep)])
+    assert res.exit_code == 130, res.output
+    assert res.stderr.strip().splitlines()[-1] == (
+        f"iqa compare: interrupted while writing the report; the summaries are written in {out}: run iqa report "
+        f"{out} -o {rep}")
+    assert (out / "summary.json").is_file() and not rep.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -16,6 +16,7 @@ folder is replaced only with ``overwrite=True``, and only if it is a report.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -45,6 +46,9 @@ def _options(option: str) -> dict[str, Any]:
     ``report`` in ``iqa compare``) and ``overwrite``."""
     return {"overwrite": ("overwrite", True), "output": option}
 _MISSING_LISTED = 20
+
+#: The file in a report being built that names the process building it.
+_OWNER = ".iqa-owner.json"
 
 
 def report(
@@ -103,13 +107,16 @@ def report(
     check_output(out, overwrite, output_option)
     started = time.perf_counter()
     target = Path(os.path.abspath(out))  # "." has no name to put a sibling beside
+    _remove_dead_leftovers(target)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
+        _write_owner(tmp)
         notes = _build(data, tmp, target, gallery_size, thumbnail_size, title, lpips_maps, started)
+        (tmp / _OWNER).unlink()
         _move_into_place(tmp, target)
     except OSError as exc:
         raise IQAError(
@@ -122,6 +129,35 @@ def report(
     for message in notes:
         warnings.warn(message, IQAWarning, stacklevel=2)
     return out / "index.html"
+
+
+def _write_owner(tmp: Path) -> None:
+    """Record who builds ``tmp`` (PID, host, start time), so that a later run can tell a
+    dead run's leftover from a live one's."""
+    from iqa.scoring.sidecar import owner
+
+    (tmp / _OWNER).write_text(json.dumps({"owner": owner()}), encoding="utf-8")
+
+
+def _remove_dead_leftovers(out: Path) -> None:
+    """Remove the ``.NAME.tmp-PID`` folders that runs killed without a chance to clean up
+    (SIGKILL, a power cut) left beside ``out``: those whose recorded owner is a process of
+    this host that no longer exists. A live run's folder, another host's, or one without an
+    owner record is left alone."""
+    from iqa.scoring.sidecar import owner_state
+
+    parent = out.absolute().parent
+    try:
+        candidates = list(parent.glob(f".{glob.escape(out.name)}.tmp-*"))
+    except OSError:
+        return
+    for folder in candidates:
+        try:
+            doc = json.loads((folder / _OWNER).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("owner"), dict) and owner_state(doc, folder) == "dead":
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _count(value: Any, name: str, low: int) -> int:
