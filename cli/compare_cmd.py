@@ -206,7 +206,8 @@ def _compare(**kw: Any) -> None:
         raise click.BadParameter(f"{kw['baseline']!r} is not a method ({', '.join(names)})", param_hint="--baseline")
     if folders:
         workers, namer, settings = scoring_setup(kw)
-        options: dict[str, Any] = {"settings": settings, "workers": workers, "namer": namer,
+        options: dict[str, Any] = {"settings": settings, "metrics": kw["metrics"] or None, "workers": workers,
+                                   "namer": namer,
                                    "match_stem": kw["match_stem"], "resume": kw["resume"], "overwrite": kw["overwrite"]}
     else:
         unused = _scoring_given(kw) + (["--match-stem"] if kw["match_stem"] else [])
@@ -219,7 +220,7 @@ def _compare(**kw: Any) -> None:
     _check_report(kw)
 
     from iqa.compare.run import compare
-    from iqa.errors import IQAWarning
+    from iqa.errors import IQAWarning, OptionError
 
     bars: list[Any] = []
     show = kw["progress"]
@@ -246,6 +247,10 @@ def _compare(**kw: Any) -> None:
                     seed=kw["seed"], n_resamples=kw["n_resamples"], ci_method=kw["ci_method"], command=command,
                     progress=progress, on_pairing=on_pairing, **options,
                 )
+        except OptionError as exc:  # an option the files cannot satisfy: a usage error, as on the command line
+            from .options import cli_namer
+
+            raise click.UsageError(exc.render(cli_namer())) from None
         except KeyboardInterrupt as exc:
             if kw["overwrite"]:
                 kept = "the method being scored keeps its earlier score file"

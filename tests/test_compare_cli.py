@@ -203,6 +203,27 @@ def test_usage_errors_exit_2(methods, tmp_path, extra, message):
     assert not (tmp_path / "o").exists()
 
 
+def test_default_metrics_a_score_file_lacks_are_a_usage_error(methods, tmp_path):
+    """A folder and a score file with PSNR only, no -m: the default metrics (PSNR, SSIM,
+    MS-SSIM) are not all in the file; the error names what the files share, before scoring."""
+    f = tmp_path / "a.csv"
+    f.write_text("reference,distorted,psnr,error\nim00.png,im00.png,30.0,\n")
+    r = run("compare", methods["ref"], f"mild={methods['mild']}", "--scores", f"a={f}", "-o", tmp_path / "o")
+    assert r.exit_code == 2, r.output
+    line = one_error_line(r)
+    assert "has no column ssim, ms_ssim" in line and line.endswith("the score files share psnr: pass --metrics psnr")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_method_with_nothing_to_score_stops_before_any_listing_or_output(methods, tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = run("compare", methods["ref"], f"mild={methods['mild']}", f"e={tmp_path / 'empty'}", "-o", tmp_path / "o",
+            "-m", "psnr")
+    assert r.exit_code == 1 and "no pairs to score" in one_error_line(r)
+    assert r.output.strip().splitlines() == [one_error_line(r)]  # no list of 30 unpaired names first
+    assert not (tmp_path / "o").exists()
+
+
 def test_scoring_options_with_score_files_only_are_refused(methods, tmp_path):
     f = tmp_path / "a.csv"
     f.write_text("reference,distorted,psnr,error\na.png,a.png,30.0,\n")

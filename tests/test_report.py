@@ -386,3 +386,73 @@ def test_compare_interrupted_while_reporting_says_how_to_finish(comparison, tmp_
         f"{out} -o {rep}")
     assert (out / "summary.json").is_file() and not rep.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _write_scores(path: Path, rows: list[tuple[str, str, float | None]]) -> Path:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["reference", "distorted", "psnr", "error"])
+        for ref, dist, v in rows:
+            w.writerow([ref, dist, "" if v is None else repr(v),
+                        "" if v is not None else (f"no distorted partner: {ref}" if not dist else "psnr: failed")])
+    return path
+
+
+def test_paired_plots_use_the_images_of_the_paired_statistics(tmp_path):
+    """The differences drawn are those behind the numbers beside them: over the images every
+    method scored (a third method lacking three images shrinks every method's set), where
+    both values are finite (n_diff)."""
+    from iqa.compare.report_data import load_results, paired_values
+
+    refs = [f"{i:02d}.png" for i in range(40)]
+    rng = np.random.default_rng(3)
+    files = {
+        "base": _write_scores(tmp_path / "base.csv", [(r, r, 30 + rng.normal()) for r in refs]),
+        "a": _write_scores(tmp_path / "a.csv", [(r, r, math.inf if i in (5, 6) else 31 + rng.normal())
+                                                for i, r in enumerate(refs)]),
+        "short": _write_scores(tmp_path / "short.csv", [(r, r, 29 + rng.normal()) for r in refs[3:]]),
+    }
+    c = iqa.compare(None, files, output=tmp_path / "out", n_resamples=100)
+    data = load_results(tmp_path / "out")
+    metric = data.metrics[0]
+    for name in ("a", "short"):
+        diffs, infinite = paired_values(data, metric, name)
+        p = c.paired[name]["psnr"]
+        assert (diffs.size, diffs.size + infinite) == (p["n_diff"], p["n"]) == ((35, 37) if name == "a" else (37, 37))
+        assert diffs.mean() == pytest.approx(p["diff"], rel=1e-12)
+
+
+def test_a_reference_without_partner_is_missing_not_failed(tmp_path):
+    scores = _write_scores(tmp_path / "s.csv", [("a.png", "a.png", 30.0), ("b.png", "b.png", None),
+                                                ("c.png", "", None), ("d.png", "d.png", 31.0)])
+    with pytest.warns(iqa.IQAWarning):
+        data = page_data(iqa.report(scores, tmp_path / "r", gallery_size=0))
+    s = data["summary"]["s.csv"]["psnr"]
+    assert (s["n"], s["failed"], s["missing"]) == (2, 1, 1)
+    (tm,) = data["table"]["methods"]
+    assert dict(zip(data["table"]["keys"], tm["paired"])) == {"a.png": True, "b.png": True, "c.png": False,
+                                                              "d.png": True}
+
+
+def test_an_image_given_as_results_is_one_line(tmp_path):
+    png = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(png)
+    res = CliRunner().invoke(main, ["report", str(png), "-o", str(tmp_path / "r")])
+    assert res.exit_code == 1
+    assert res.stderr.strip() == f"iqa: error: {png}: not a CSV/JSON score file (binary content); give iqa " \
+                                 "compare's output folder or one iqa score output file"
+
+
+def test_a_histogram_of_one_value_is_narrow():
+    """One image (or equal values): one narrow bin at the value, not numpy's ±0.5 (half of
+    SSIM's range)."""
+    from matplotlib.figure import Figure
+
+    from iqa.compare.report_figures import _histograms
+
+    ax = Figure().subplots()
+    _histograms(ax, [np.array([0.9]), np.array([0.9])], ["a", "b"])
+    low, high = ax.get_xlim()
+    assert low < 0.9 < high and high - low < 0.01

@@ -256,16 +256,18 @@ def _table(data: Results, linker: Any) -> dict[str, Any]:
         ref_links.append(linker.file(image_paths(holder, holder.rows[key])[0]) if holder else None)
     methods = []
     for m in data.methods:
-        outs, errors, present = [], [], []
+        outs, errors, present, partner = [], [], [], []
         values: dict[str, list[Any]] = {x.key: [] for x in data.metrics}
         for key in data.keys:
             row = m.rows.get(key)
             present.append(row is not None)
+            partner.append(row is None or bool(row["distorted"]))  # iqa score's row of an unpaired reference
             outs.append(linker.file(image_paths(m, row)[1]) if row is not None else None)
             errors.append(row["error"] if row is not None else "")
             for x in data.metrics:
                 values[x.key].append(json_value(row.get(x.key)) if row is not None else None)
-        methods.append({"name": m.name, "present": present, "out": outs, "error": errors, "values": values})
+        methods.append({"name": m.name, "present": present, "paired": partner, "out": outs, "error": errors,
+                        "values": values})
     return {"keys": data.keys, "ref": ref_links, "methods": methods}
 
 

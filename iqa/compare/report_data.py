@@ -24,7 +24,9 @@ from iqa import registry
 from iqa.errors import IQAError
 from iqa.scoring.rowfile import meta_path, read_rows
 
-__all__ = ["Method", "Metric", "Results", "differing", "json_value", "load_results", "paired_values", "worst"]
+__all__ = [
+    "Method", "Metric", "Results", "differing", "json_value", "load_results", "paired_keys", "paired_values", "worst",
+]
 
 #: The ``format`` of the summary.json files this reader understands (the major version).
 COMPARE_FORMAT = "iqa-compare/1"
@@ -175,6 +177,11 @@ def _read_score_file(path: Path) -> _ScoreFile:
         text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise IQAError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    head = text[:4096]
+    if "\x00" in head or any("\udc80" <= ch <= "\udcff" for ch in text.split("\n", 1)[0][:4096]):
+        # Binary content (an image given by mistake): a score file's header is plain text.
+        raise IQAError(f"{path}: not a CSV/JSON score file (binary content); give iqa compare's output folder "
+                       "or one iqa score output file")
     columns = meta.get("columns")
     if fmt == "json":
         try:
@@ -332,7 +339,8 @@ def _load_score(path: Path) -> Results:
         methods=[method],
         baseline=None,
         keys=sorted(rows),
-        summary={name: {m.key: describe([r[m.key] for r in sf.rows]) for m in metrics}},
+        summary={name: {m.key: describe([r[m.key] for r in sf.rows], [not r["distorted"] for r in sf.rows])
+                        for m in metrics}},
         paired={},
         statistics=None,
         n_common=None,
@@ -344,12 +352,16 @@ def _load_score(path: Path) -> Results:
     )
 
 
-def describe(values: list[float | None]) -> dict[str, Any]:
-    """n, n_inf, failed, mean, median, std (ddof=1), min and max of one metric's values.
+def describe(values: list[float | None], missing: list[bool] | None = None) -> dict[str, Any]:
+    """n, n_inf, failed, missing, mean, median, std (ddof=1), min and max of one metric's values.
 
     As everywhere in iqa, ``+inf`` (PSNR of identical images) is counted in ``n`` and
-    ``n_inf`` and left out of the other statistics; ``None`` (a failed cell) in ``failed``.
+    ``n_inf`` and left out of the other statistics; ``None`` (a failed cell) in ``failed``,
+    unless ``missing`` says that row is a reference without a distorted partner (counted in
+    ``missing``, as ``iqa compare`` names it).
     """
+    absent = list(missing) if missing is not None else [False] * len(values)
+    n_missing = sum(1 for v, a in zip(values, absent) if a and v is None)
     numbers = [v for v in values if v is not None and not math.isnan(v)]
     finite = np.array([v for v in numbers if math.isfinite(v)], dtype=np.float64)
 
@@ -359,7 +371,8 @@ def describe(values: list[float | None]) -> dict[str, Any]:
     return {
         "n": len(numbers),
         "n_inf": len(numbers) - finite.size,
-        "failed": len(values) - len(numbers),
+        "failed": len(values) - len(numbers) - n_missing,
+        "missing": n_missing,
         "mean": num(finite.mean()) if finite.size else None,
         "median": num(np.median(finite)) if finite.size else None,
         "std": num(finite.std(ddof=1)) if finite.size > 1 else None,
@@ -390,17 +403,22 @@ def _difference(a: float, b: float) -> float:
     return b - a
 
 
+def paired_keys(results: Results, metric: Metric) -> list[str]:
+    """The images every method scored for ``metric`` (a value, finite or not): the images
+    ``iqa compare``'s paired statistics use (its ``n``)."""
+    rows = [m.rows for m in results.methods]
+    return [k for k in results.keys if all(k in r and _usable(r[k].get(metric.key)) for r in rows)]
+
+
 def paired_values(results: Results, metric: Metric, method: str) -> tuple[np.ndarray, int]:
-    """Per-image ``method - baseline`` over the images both scored with finite values, and
-    the number of images left out because one of the two values is infinite."""
+    """Per-image ``method - baseline`` over the images the paired statistics use (every
+    method scored them, :func:`paired_keys`) where both values are finite (the images behind
+    ``diff``), and the number of those images left out because a value is infinite."""
     base = results.method(results.baseline).rows
     other = results.method(method).rows
     diffs, infinite = [], 0
-    for key, row in other.items():
-        b = base.get(key)
-        if b is None or not (_usable(row.get(metric.key)) and _usable(b.get(metric.key))):
-            continue
-        va, vb = b[metric.key], row[metric.key]
+    for key in paired_keys(results, metric):
+        va, vb = base[key][metric.key], other[key][metric.key]
         if math.isfinite(va) and math.isfinite(vb):
             diffs.append(vb - va)
         else:

@@ -81,7 +81,13 @@ def _histograms(ax: Any, series: list[np.ndarray], labels: list[str]) -> None:
         return
     # Shared bins over every series: about 2·sqrt(n) of them (10 to 60), so that separated
     # methods do not leave a few wide bins.
-    edges = np.histogram_bin_edges(allv, bins=int(np.clip(2 * np.sqrt(allv.size), _MIN_BINS, _MAX_BINS)))
+    if np.ptp(allv) == 0:
+        # One value (one image, or all equal): numpy would spread it over an arbitrary ±0.5,
+        # wider than SSIM's whole range; one narrow bin around the value instead.
+        half = 1e-3 * max(abs(float(allv[0])), 1.0)
+        edges = np.array([allv[0] - half, allv[0] + half])
+    else:
+        edges = np.histogram_bin_edges(allv, bins=int(np.clip(2 * np.sqrt(allv.size), _MIN_BINS, _MAX_BINS)))
     handles, names = [], []
     for lab, s in zip(labels, series):
         if s.size:

@@ -554,9 +554,16 @@ def compare(
     for m in entries:
         if m.kind == "scores":
             m.rows, m.columns, m.metadata = read_score_file(m.scores)
-    keys = _choose_metrics(entries, keys or (list(registry.metric_names(metrics)) if metrics else []))
+    keys = _choose_metrics(entries, keys or (list(registry.metric_names(metrics)) if metrics else []),
+                           given=bool(metrics))
+    # Pair every folder first: a method with nothing to score stops the run before any
+    # output is made or any name is listed.
+    pairings: dict[str, Any] = {}
+    jobs = _jobs(folders, reference, match_stem, pairings)
     out = _prepare_output(output, folders, resume, overwrite)
-    jobs = _jobs(folders, reference, match_stem, on_pairing)
+    if on_pairing is not None:
+        for name, pairing in pairings.items():
+            on_pairing(name, pairing)
     for m in folders:
         target = Path(output) / "scores" / f"{m.name}.csv"
         on_row = progress(m.name, len(jobs[m.name])) if progress is not None else None
@@ -593,12 +600,21 @@ def compare(
     return result.save(out) if out is not None else result
 
 
-def _choose_metrics(entries: list[_Method], keys: list[str]) -> list[str]:
+def _choose_metrics(entries: list[_Method], keys: list[str], given: bool = True) -> list[str]:
     """The compared metrics: ``keys`` (every score file must have them), else the metric
-    columns every score file has."""
+    columns every score file has. Default metrics (``given`` false) that a score file lacks
+    are an option error naming the metrics the score files share."""
     if keys:
         for m in entries:
             lacking = [k for k in keys if m.kind == "scores" and k not in m.columns]
+            if lacking and not given:
+                files = [e for e in entries if e.kind == "scores"]
+                shared = [k for k in registry.METRICS if all(k in e.columns for e in files)]
+                hint = (f"the score files share {', '.join(shared)}: pass {{metrics}} {','.join(shared)}" if shared
+                        else "the score files share no metric")
+                raise OptionError(f"{m.given}: method {m.name} has no column {', '.join(lacking)} (it has "
+                                  f"{', '.join(m.columns) or 'no metric'}); {hint}",
+                                  options={"metrics": "metrics"})
             if lacking:
                 raise IQAError(f"{m.given}: method {m.name} has no column {', '.join(lacking)} "
                                f"(it has {', '.join(m.columns) or 'no metric'}); compare fewer metrics with -m")
@@ -635,9 +651,10 @@ def _prepare_output(output: Any, folders: list[_Method], resume: bool, overwrite
     return out
 
 
-def _jobs(folders: list[_Method], reference: Any, match_stem: bool, on_pairing: Any) -> dict[str, list[Any]]:
+def _jobs(folders: list[_Method], reference: Any, match_stem: bool, pairings: dict[str, Any]) -> dict[str, list[Any]]:
     """Every folder method's pairs, before any scoring: a method with nothing to score, or
-    with a reference paired twice, stops the run early."""
+    with a reference paired twice, stops the run early. Folder pairings go into
+    ``pairings`` (name → pairing), to be reported once every method has pairs."""
     from iqa.scoring import pair_folders, read_pairs_file
 
     jobs = {}
@@ -646,8 +663,7 @@ def _jobs(folders: list[_Method], reference: Any, match_stem: bool, on_pairing: 
             jobs[m.name] = read_pairs_file(m.pairs, reference, m.given)
         else:
             pairing = pair_folders(reference, m.given, match_stem=match_stem)
-            if on_pairing is not None:
-                on_pairing(m.name, pairing)
+            pairings[m.name] = pairing
             jobs[m.name] = pairing.jobs  # as iqa score: a reference without a partner is an error row
         if all(j.missing for j in jobs[m.name]):
             hint = "" if match_stem or m.pairs else "; if the extensions differ, pass {match_stem}"

@@ -170,6 +170,7 @@
         if (s.n_inf) { sub += " (" + s.n_inf + " inf)"; }
         if (s.min !== undefined) { sub += " · min " + fmt(s.min) + " · max " + fmt(s.max); }
         if (s.failed) { sub += " · " + s.failed + " failed"; }
+        if (s.missing) { sub += " · " + s.missing + " missing"; }
         parts.push(el("div", { className: "sub", text: sub }));
         if (p) {
           var d = num(p.diff);
@@ -287,8 +288,11 @@
     }
     var v = tm.values[m.key][i];
     var failed = v === null;
+    // iqa score's row of a reference without a distorted partner: missing, as iqa compare says.
+    var missing = failed && tm.paired && tm.paired[i] === false;
+    var word = missing ? "missing" : "failed";
     return el("td", { className: "num" + (failed ? " failed" : ""), "data-method": tm.name, "data-metric": m.key,
-      "data-value": raw(v), title: failed ? (tm.error[i] || "failed") : raw(v), text: failed ? "failed" : fmt(v) });
+      "data-value": raw(v), title: failed ? (tm.error[i] || word) : raw(v), text: failed ? word : fmt(v) });
   }
 
   function drawBody() {
