@@ -85,7 +85,7 @@ class Comparison:
         summary: method → metric → ``{"n", "n_inf", "mean", "median", "std", "ci_low",
             "ci_high", "ci_method"}`` over that method's scored images.
         paired: method (every one but the baseline) → metric → ``{"n", "n_diff", "n_inf",
-            "diff", "ci_low", "ci_high", "ci_method", "p_value", "p_holm", "significant",
+            "diff", "ci_low", "ci_high", "ci_method", "p_value", "p_holm", "significant", "direction",
             "win_rate", "tie_rate", "loss_rate", "wins", "ties", "losses"}`` against the
             baseline, over the images every method scored for that metric.
         metadata: everything else ``summary.json`` holds: format, versions, command,
