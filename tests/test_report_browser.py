@@ -280,3 +280,27 @@ def test_significance_marks_follow_the_test_and_infinite_values(browser, site, t
         assert "every method scored" in legend and "Holm p ≤ 0.05" in legend
     finally:
         browser.get(site[1].resolve().as_uri())  # back to the module's report
+
+
+def test_lower_is_better_marks(browser, site, tmp_path):
+    """GMSD (lower is better): the best mark goes to the lowest mean, and a method that is
+    significantly higher is marked worse."""
+    import iqa
+
+    from report_images import make_images
+
+    f = make_images(tmp_path / "images", 12)
+    out = tmp_path / "out"
+    iqa.compare(f["reference"], {m: f[m] for m in ("bad", "good")}, output=out, metrics=["gmsd"], n_resamples=200)
+    index = iqa.report(out, tmp_path / "report", gallery_size=0)
+    browser.get(index.resolve().as_uri())
+    try:
+        cells = js(browser, """return Array.from(document.querySelectorAll('#summary-table td[data-metric]')).map(
+            td => [td.getAttribute('data-method'), td.getAttribute('data-best'), td.className]);""")
+        rows = {r["method"]: r for r in read_csv(out / "summary.csv")}
+        assert float(rows["good"]["mean"]) < float(rows["bad"]["mean"])  # lower GMSD: closer to the reference
+        assert [(m, b) for m, b, _ in cells] == [("bad", "false"), ("good", "true")]
+        good_cls = cells[1][2].split()
+        assert float(rows["good"]["p_holm"]) < 0.05 and "sig-better" in good_cls and "sig-worse" not in good_cls
+    finally:
+        browser.get(site[1].resolve().as_uri())
