@@ -87,7 +87,9 @@ def test_one_pass_over_folders_equals_the_reused_npz_files(setup, monkeypatch):
     decoded = []
     real_decode = pipeline.file_to_uint8
     monkeypatch.setattr(pipeline, "file_to_uint8", lambda path, *a: decoded.append(path) or real_decode(path, *a))
-    kw = dict(metrics="fd,precision,recall,density,coverage,kid", extractor="dinov2-vits14", nearest_k=3, subset_size=5)
+    # route eigh: FID's 2048-d singular covariances through sqrtm would take most of the time
+    kw = dict(metrics="fd,precision,recall,density,coverage,kid", extractor="dinov2-vits14", nearest_k=3, subset_size=5,
+              route="eigh")
     inception = fw.weights_file(root.parent)
     with pytest.warns(iqa.IQAWarning):  # singular covariances, KID subsets reduced to 5
         result = iqa.evaluate(root / "real", root / "gen", weights={"dinov2-vits14": weights, "inception-fid": inception},
