@@ -416,7 +416,8 @@ def test_paired_plots_use_the_images_of_the_paired_statistics(tmp_path):
     data = load_results(tmp_path / "out")
     metric = data.metrics[0]
     for name in ("a", "short"):
-        diffs, infinite = paired_values(data, metric, name)
+        diffs, infinite, won = paired_values(data, metric, name)
+        assert won == (2 if name == "a" else 0)  # a's two infinite values beat the baseline
         p = c.paired[name]["psnr"]
         assert (diffs.size, diffs.size + infinite) == (p["n_diff"], p["n"]) == ((35, 37) if name == "a" else (37, 37))
         assert diffs.mean() == pytest.approx(p["diff"], rel=1e-12)

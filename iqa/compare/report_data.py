@@ -410,20 +410,22 @@ def paired_keys(results: Results, metric: Metric) -> list[str]:
     return [k for k in results.keys if all(k in r and _usable(r[k].get(metric.key)) for r in rows)]
 
 
-def paired_values(results: Results, metric: Metric, method: str) -> tuple[np.ndarray, int]:
+def paired_values(results: Results, metric: Metric, method: str) -> tuple[np.ndarray, int, int | None]:
     """Per-image ``method - baseline`` over the images the paired statistics use (every
     method scored them, :func:`paired_keys`) where both values are finite (the images behind
-    ``diff``), and the number of those images left out because a value is infinite."""
+    ``diff``); the number of those images left out because a value is infinite; and how many
+    of these the method wins by the metric's direction (``None`` when it is unknown)."""
     base = results.method(results.baseline).rows
     other = results.method(method).rows
-    diffs, infinite = [], 0
+    diffs, infinite, won = [], 0, 0
     for key in paired_keys(results, metric):
         va, vb = base[key][metric.key], other[key][metric.key]
         if math.isfinite(va) and math.isfinite(vb):
             diffs.append(vb - va)
         else:
             infinite += 1
-    return np.array(diffs, dtype=np.float64), infinite
+            won += (vb > va) if metric.higher else (vb < va)
+    return np.array(diffs, dtype=np.float64), infinite, (won if metric.higher is not None else None)
 
 
 def worst(method: Method, metric: Metric, k: int) -> list[tuple[str, float]]:

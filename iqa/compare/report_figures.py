@@ -145,7 +145,7 @@ def draw_plots(results: Results, folder: Path) -> dict[str, dict[str, Any]]:
 
             others = [m.name for m in results.methods if m.name != results.baseline]
             if results.baseline is not None and others:
-                diffs, skipped = zip(*(paired_values(results, metric, o) for o in others))
+                diffs, skipped, won = zip(*(paired_values(results, metric, o) for o in others))
                 diffs = list(diffs)
                 fig, left, right = _figure(others)
                 _spread(left, diffs, others)
@@ -162,8 +162,9 @@ def draw_plots(results: Results, folder: Path) -> dict[str, dict[str, Any]]:
                 entry["differences"] = name
                 if any(skipped):
                     entry["notes"].append(
-                        "differences with an infinite value are not drawn: "
-                        + ", ".join(f"{n} of {o}" for n, o in zip(skipped, others) if n)
+                        "differences with an infinite value are not drawn (they count in wins and the test): "
+                        + ", ".join(f"{n} of {o}" + (f" ({w} won by {o})" if w is not None else "")
+                                    for n, w, o in zip(skipped, won, others) if n)
                     )
             out[metric.key] = entry
     return out
