@@ -318,7 +318,7 @@ def test_holm_family_in_the_table_counts_only_tests(tmp_path, rng):
     fb = write_scores(tmp_path / "b.csv", refs, {"psnr": list(rng.normal(31, 1, 30)), "ssim": [None] * 30})
     c = compare(None, {"a": fa, "b": fb}, n_resamples=N_RESAMPLES)
     assert c.paired["b"]["ssim"]["p_value"] is None and c.paired["b"]["psnr"]["p_value"] is not None
-    assert "p_holm over 1 test(s)" in c.format_table()
+    assert "p_holm: Holm over 1 test(s)" in c.format_table()
     assert c.paired["b"]["psnr"]["p_holm"] == c.paired["b"]["psnr"]["p_value"]  # a family of one
 
 

@@ -772,10 +772,10 @@ def format_table(c: Comparison) -> str:
         tests = sum(p["p_value"] is not None for v in c.paired.values() for p in v.values())
         lines += [
             "",
-            f"Against {c.baseline} (diff = mean of method - {c.baseline} over n_diff images: of the n images every "
-            f"method scored, those where both values are finite; p: Wilcoxon signed-rank over the n images; "
-            f"p_holm over {tests} test(s); result: better/worse by the test where p_holm <= {alpha}, "
-            "else n.s.):",
+            f"Against {c.baseline}: diff = mean of method - {c.baseline} over n_diff images (of the n every method "
+            "scored, those with both values finite);",
+            f"p: Wilcoxon signed-rank over the n images; p_holm: Holm over {tests} test(s); result: better/worse (the "
+            f"test's direction) where p_holm <= {alpha}, else n.s.",
             f"{'method':<{width}}  {'metric':<8} {'n':>6} {'n_diff':>6} {'diff':>10} {'ci_low':>10} {'ci_high':>10} "
             f"{'p':>10} {'p_holm':>10}  {'result':<6} {'win/tie/loss':>14}",
         ]
