@@ -13,7 +13,7 @@ from .sets_cmd import _warnings_to_stderr
 
 
 @click.command("report")
-@click.argument("results", type=click.Path(exists=True))
+@click.argument("results", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="The report's folder (index.html, plots, previews); created.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing report folder (never another folder).")

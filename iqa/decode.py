@@ -89,15 +89,17 @@ def _os_error(p: str, exc: OSError, what: str = "cannot read the file") -> Image
     return ImageLoadError(f"{p}: {what} ({exc.strerror or exc})")
 
 
-def _check_regular(p: str, mode: int) -> None:
+def _check_regular(p: str, mode: int, what: str = "an image file") -> None:
     if stat.S_ISDIR(mode):
-        raise ImageLoadError(f"{p}: is a directory, not an image file")
+        raise ImageLoadError(f"{p}: is a directory, not {what}")
     if not stat.S_ISREG(mode):
-        raise ImageLoadError(f"{p}: not a regular file ({_kind(mode)}); images are read from regular files only")
+        raise ImageLoadError(f"{p}: not a regular file ({_kind(mode)}); {what} is read from a regular file only")
 
 
 @contextlib.contextmanager
-def open_regular_file(path: str | os.PathLike, *, allow_empty: bool = False) -> Iterator[tuple[Any, int]]:
+def open_regular_file(
+    path: str | os.PathLike, *, allow_empty: bool = False, what: str = "an image file"
+) -> Iterator[tuple[Any, int]]:
     """Open a regular file for reading: ``(binary file object, size in bytes)``.
 
     The path is ``stat``-ed first, so a FIFO, device, socket or folder is refused by name
@@ -113,7 +115,7 @@ def open_regular_file(path: str | os.PathLike, *, allow_empty: bool = False) -> 
         st = os.stat(p)
     except OSError as exc:
         raise _os_error(p, exc, "cannot look up the file") from None
-    _check_regular(p, st.st_mode)
+    _check_regular(p, st.st_mode, what)
     if st.st_size == 0 and not allow_empty:
         raise ImageLoadError(f"{p}: empty file (0 bytes)")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -123,7 +125,7 @@ def open_regular_file(path: str | os.PathLike, *, allow_empty: bool = False) -> 
         raise _os_error(p, exc) from None
     try:
         st = os.fstat(fd)
-        _check_regular(p, st.st_mode)
+        _check_regular(p, st.st_mode, what)
         fh = os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -141,7 +143,7 @@ def read_text_file(path: str | os.PathLike, what: str) -> bytes:
     :func:`open_regular_file` refuses (but an empty file), a file with NUL bytes in its
     first 64 KiB (not text: a binary or sparse file) and one over :data:`TEXT_BYTES`."""
     p = os.fspath(path)
-    with open_regular_file(p, allow_empty=True) as (fh, size):
+    with open_regular_file(p, allow_empty=True, what=what) as (fh, size):
         if size > TEXT_BYTES:
             raise ImageLoadError(f"{p}: {size} bytes is too large for {what} (at most {TEXT_BYTES})")
         try:

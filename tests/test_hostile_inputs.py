@@ -107,6 +107,9 @@ def test_binary_and_huge_file_lists_are_refused_unread(tmp_path):
     (tmp_path / "r").mkdir()
     result = CliRunner().invoke(main, ["score", str(tmp_path / "r"), str(tmp_path / "r"), "--pairs", str(zeros)])
     _one_line_cli_error(result, "zeros.txt:", "NUL")
+    # A pair list has the same bound as a file list: a sparse 1 GiB CSV is refused unread.
+    result = CliRunner().invoke(main, ["score", str(tmp_path / "r"), str(tmp_path / "r"), "--pairs", str(huge)])
+    _one_line_cli_error(result, "huge.txt: 1073741824 bytes is too large for a pair list")
 
 
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/null", "/dev/urandom"])

@@ -446,6 +446,22 @@ def test_an_image_given_as_results_is_one_line(tmp_path):
                                  "compare's output folder or one iqa score output file"
 
 
+def test_missing_or_special_results_are_one_line_errors(tmp_path):
+    """Like every other input: a missing path is exit 1 with one line (not click's usage
+    error), a FIFO is named as one and never opened (opening it would block)."""
+    import os
+
+    missing = tmp_path / "nothing"
+    res = CliRunner().invoke(main, ["report", str(missing), "-o", str(tmp_path / "r")])
+    assert res.exit_code == 1
+    assert res.stderr.strip() == f"iqa: error: {missing}: no such file or folder (ENOENT)"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    res = CliRunner().invoke(main, ["report", str(fifo), "-o", str(tmp_path / "r")])
+    assert res.exit_code == 1
+    assert res.stderr.strip() == f"iqa: error: {fifo}: a FIFO (named pipe), not a score file or a comparison folder"
+
+
 def test_a_histogram_of_one_value_is_narrow():
     """One image (or equal values): one narrow bin at the value, not numpy's ±0.5 (half of
     SSIM's range)."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from iqa import registry
 from iqa.errors import IQAError
+from iqa.outfile import describe as describe_os_error, file_kind
 from iqa.scoring.rowfile import meta_path, read_rows
 
 __all__ = [
@@ -146,7 +147,11 @@ def load_results(path: str | os.PathLike) -> Results:
         return _load_compare(p, summary)
     if p.is_file():
         return _load_score(p)
-    raise IQAError(f"{p}: no such file or folder")
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        raise IQAError(f"{p}: {describe_os_error(exc)}") from None
+    raise IQAError(f"{p}: {file_kind(st.st_mode)}, not a score file or a comparison folder")
 
 
 def _read_json(path: Path) -> Any:

@@ -267,7 +267,7 @@ class FIDStatistics:
         from iqa.decode import open_regular_file
 
         p = Path(path)
-        with open_regular_file(p) as (fh, _size):
+        with open_regular_file(p, what="a statistics file") as (fh, _size):
             with _NpzReader(fh, p) as npz:
                 return cls._from_npz(npz, p)
 

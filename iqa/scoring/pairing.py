@@ -5,13 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iqa.decode import IMAGE_EXTENSIONS, iter_image_files
+from iqa.decode import IMAGE_EXTENSIONS, iter_image_files, read_text_file
 from iqa.errors import IQAError
-from iqa.outfile import describe, file_kind
 
 __all__ = ["PairJob", "Pairing", "pair_folders", "read_pairs_file"]
 
@@ -170,14 +168,11 @@ def read_pairs_file(
             cell, or lists a pair twice.
     """
     p = Path(path)
+    # Refuses what is not a regular file before opening it (a FIFO would block), a file
+    # over TEXT_BYTES, and binary or sparse files (NUL bytes in the first 64 KiB).
+    data = read_text_file(p, "a pair list")
     try:
-        st = os.stat(p)
-        if not stat.S_ISREG(st.st_mode):  # checked first: reading a FIFO would block
-            raise IQAError(f"{p}: the pair list is {file_kind(st.st_mode)}, not a regular file")
-        with open(p, encoding="utf-8-sig", newline="") as fh:  # a quoted \r is part of a name
-            text = fh.read()
-    except OSError as exc:
-        raise IQAError(f"{p}: cannot read the pair list: {describe(exc)}") from None
+        text = data.decode("utf-8-sig")  # newlines kept as they are: a quoted \r is part of a name
     except UnicodeDecodeError as exc:
         text_line = exc.object[: exc.start].count(b"\n") + 1
         raise IQAError(
