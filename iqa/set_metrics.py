@@ -86,14 +86,19 @@ class FeatureOptions(Options):
                               options={"fast": "fast"}, metric=self.metric)
 
 
+def _route_option() -> Any:
+    """The ``route`` field shared by the Fréchet-distance metrics."""
+    return option("sqrtm", "Matrix square root: scipy sqrtm (pytorch-fid's) or symmetric "
+                  "eigendecompositions (faster).", choices=ROUTES)
+
+
 @dataclass(frozen=True)
 class FIDOptions(FeatureOptions):
     """The parameters of FID."""
 
     metric = "fid"
 
-    route: str = option("sqrtm", "Matrix square root: scipy sqrtm (pytorch-fid's) or symmetric "
-                        "eigendecompositions (faster).", choices=ROUTES)
+    route: str = _route_option()
 
     def validate(self) -> None:
         super().validate()
@@ -130,8 +135,7 @@ class FDOptions(FeatureOptions):
     metric = "fd"
 
     extractor: str = option("dinov2-vitl14", _EXTRACTOR_HELP, choices=tuple(EXTRACTORS))
-    route: str = option("sqrtm", "Matrix square root: scipy sqrtm (pytorch-fid's) or symmetric "
-                        "eigendecompositions (faster).", choices=ROUTES)
+    route: str = _route_option()
 
     def validate(self) -> None:
         super().validate()
@@ -144,8 +148,7 @@ class FDDINOv2Options(Options):
 
     metric = "fd_dinov2"
 
-    route: str = option("sqrtm", "Matrix square root: scipy sqrtm (pytorch-fid's) or symmetric "
-                        "eigendecompositions (faster).", choices=ROUTES)
+    route: str = _route_option()
 
     def validate(self) -> None:
         check_choice(self.metric, "route", self.route, ROUTES)
