@@ -339,7 +339,7 @@ def test_torchrun_two_gloo_processes_killed_resumed_equal_one(many_pairs, tmp_pa
     assert resumed.returncode == 1, resumed.stderr  # bad.png
     assert f"resumed: {kept} complete row(s) kept, {MANY + 1 - kept} pair(s) scored" in resumed.stderr
     assert resumed.stderr.count(f"{MANY + 1} pair(s), 1 with errors") == 1  # the summary comes from rank 0 only
-    subprocess.run([iqa_exe(), *args[:-1], str(one)], capture_output=True, timeout=120)
+    run(*args[:-1], one)  # the one-process reference, in this process
     assert out.read_bytes() == one.read_bytes()
     assert not list(tmp_path.glob("s.jsonl.part*"))
 
