@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from iqa.errors import OptionError
+from iqa.errors import IQAError, OptionError
 from iqa.registry import METRICS, metric_names
 from iqa.set_metrics import FDDINOv2Options, FDOptions, FIDOptions, KIDOptions, PRDCOptions, make_extractor
 
@@ -50,7 +50,7 @@ class EvaluationResult:
 
 
 def _spaces(names: tuple[str, ...], extractor: str, mode: str | None, dims: int | None, route: str, nearest_k: int,
-            subsets: int, subset_size: int, seed: int, fast: bool) -> tuple[dict[str, Any], dict[tuple, bool]]:
+            inclusive: bool, subsets: int, subset_size: int, seed: int, fast: bool) -> tuple[dict[str, Any], dict[tuple, bool]]:
     """Each metric's options, and the feature spaces (extractor, mode, dims) they need with
     whether the features themselves must be kept."""
     opts: dict[str, Any] = {}
@@ -68,7 +68,7 @@ def _spaces(names: tuple[str, ...], extractor: str, mode: str | None, dims: int 
         elif name == "kid":
             opts[name] = KIDOptions(**chosen, subsets=subsets, subset_size=subset_size, seed=seed, fast=fast)
         elif name in _PRDC:
-            opts[name] = PRDCOptions(**chosen, nearest_k=nearest_k, fast=fast)
+            opts[name] = PRDCOptions(**chosen, nearest_k=nearest_k, inclusive=inclusive, fast=fast)
         else:  # pragma: no cover - metric_names checked the kind
             raise OptionError(f"{name} is not a metric iqa evaluate computes")
     spaces: dict[tuple, bool] = {}
@@ -87,6 +87,7 @@ def evaluate(
     mode: str | None = None,
     dims: int | None = None,
     nearest_k: int = 5,
+    inclusive: bool = False,
     route: str = "sqrtm",
     subsets: int = 100,
     subset_size: int = 1000,
@@ -116,6 +117,8 @@ def evaluate(
             ``pytorch-fid`` for Inception).
         dims: the feature dimension of ``extractor`` (Inception: 2048, 768, 192 or 64).
         nearest_k: k of precision, recall, density and coverage (prdc's 5; 3 is Kynkäänniemi's).
+        inclusive: count points exactly on a radius (``<=``, Kynkäänniemi's and torch-fidelity's)
+            instead of prdc's strict ``<``; they differ only at exact ties.
         route: the Fréchet distance's matrix square root (``"sqrtm"`` or ``"eigh"``).
         subsets, subset_size, seed: KID's subsets.
         weights: one file per network: ``{"dinov2-vitl14": path, "inception-fid": path}``.
@@ -147,7 +150,8 @@ def evaluate(
     from iqa.set_metrics import kid_of, prdc_of
 
     names = metric_names(metrics, kind="two-set")
-    opts, spaces = _spaces(names, extractor, mode, dims, route, nearest_k, subsets, subset_size, seed, fast)
+    opts, spaces = _spaces(names, extractor, mode, dims, route, nearest_k, inclusive, subsets, subset_size, seed,
+                          fast)
     needed = tuple(dict.fromkeys(w for o in opts.values() for w in o.weights_names()))
     files = weights_mapping(weights, needed=needed)
     extractors = {}
@@ -166,6 +170,16 @@ def evaluate(
                                 data_range=data_range, alpha=alpha, strict=strict, progress=progress)
             for k, st in zip(group, got):
                 stats[k].append(st)
+    for k in keys:  # an .npz brings its own mode: one asked for explicitly must be that one
+        made = {st.mode for st in stats[k] if st.mode}
+        # (Files that disagree among themselves are refused when they are compared.)
+        if k[1] is not None and len(made) == 1 and made != {k[1]} and not allow_mismatch:
+            (theirs,) = made
+            raise IQAError(
+                f"statistics made in mode {theirs} were given, but mode {k[1]} was asked for; pass the "
+                "files' {mode}, recompute them, or pass {allow}",
+                options={"mode": ("mode", theirs), "allow": ("allow_mismatch", True)},
+            )
     values: dict[str, float] = {}
     prdc_cache: dict[tuple, Any] = {}
     for name, o in opts.items():
@@ -183,7 +197,8 @@ def evaluate(
     provenance = {
         "feature_spaces": [
             {
-                "extractor": k[0], "mode": k[1], "dims": k[2], "fast": k[3],
+                # The mode the features were made in (an .npz's own when no mode was asked for).
+                "extractor": k[0], "mode": stats[k][0].mode or stats[k][1].mode or k[1], "dims": k[2], "fast": k[3],
                 "metrics": [METRICS[n].name for n, o in opts.items() if (o.extractor, o.mode, o.dims, o.fast) == k],
                 "weights_sha256": stats[k][0].weights_sha256 or stats[k][1].weights_sha256,
                 "real": stats[k][0].metadata(),

@@ -168,14 +168,18 @@ class PRDCOptions(FeatureOptions):
 
     extractor: str = option("dinov2-vitl14", _EXTRACTOR_HELP, choices=tuple(EXTRACTORS))
     nearest_k: int = option(5, "k of the k-th nearest neighbour radius (5: prdc's and dgm-eval's; 3: "
-                            "Kynkaanniemi's and torch-fidelity's, which also count ties).")
+                            "Kynkaanniemi's and torch-fidelity's, with --inclusive).")
+    inclusive: bool = option(False, "Count a point exactly on a radius as inside (<=, Kynkaanniemi's and "
+                             "torch-fidelity's) instead of prdc's strict <; they differ only at exact ties "
+                             "(duplicate images).")
 
     def validate(self) -> None:
         super().validate()
         check_integer(self.metric, "nearest_k", self.nearest_k, minimum=1)
 
     def constants(self) -> dict[str, Any]:
-        return {"comparison": "strict (<), as prdc", "distances": "exact, float64"}
+        comparison = "inclusive (<=), as torch-fidelity" if self.inclusive else "strict (<), as prdc"
+        return {"comparison": comparison, "distances": "exact, float64"}
 
 
 def make_extractor(
@@ -216,7 +220,7 @@ def prdc_of(real: FIDStatistics, generated: FIDStatistics, options: PRDCOptions,
     from iqa.runtime import resolve_device
 
     return prdc_features(real.features, generated.features, nearest_k=options.nearest_k,
-                         device=str(resolve_device(device)))
+                         inclusive=options.inclusive, device=str(resolve_device(device)))
 
 
 def compute_statistics(
@@ -423,6 +427,7 @@ def prdc(
     generated: Any,
     *,
     nearest_k: int = 5,
+    inclusive: bool = False,
     extractor: str = "dinov2-vitl14",
     dims: int | None = None,
     mode: str | None = None,
@@ -447,7 +452,8 @@ def prdc(
     References: Kynkäänniemi et al., NeurIPS 2019; Naeem et al., ICML 2020.
     Matches: ``prdc.compute_prdc`` (prdc 0.2; dgm-eval's copy) on the same features.
     """
-    options = PRDCOptions(extractor=extractor, dims=dims, mode=mode, nearest_k=nearest_k, fast=fast)
+    options = PRDCOptions(extractor=extractor, dims=dims, mode=mode, nearest_k=nearest_k, inclusive=inclusive,
+                          fast=fast)
     ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
     s1 = ext.statistics(real, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
     s2 = ext.statistics(generated, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)

@@ -122,6 +122,40 @@ def test_npz_of_another_extractor_or_mode_is_refused(setup, tmp_path):
     assert res.exit_code == 1 and "different preprocessing modes ('dgm-eval' and 'tf')" in res.output
 
 
+def test_an_explicit_mode_other_than_the_files_is_refused(setup):
+    """Two dgm-eval files with --mode tf: refused (it was ignored and recorded as tf);
+    without --mode the provenance names the files' own mode."""
+    root, weights, npz = setup
+    res, _ = _evaluate([npz["real"], npz["gen"], "-m", "fd", "--mode", "tf"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "made in mode dgm-eval were given, but mode tf was asked for" in res.output
+    assert "--mode dgm-eval" in res.output
+    res, doc = _evaluate([npz["real"], npz["gen"], "-m", "fd"])
+    assert res.exit_code == 0 and doc["provenance"]["feature_spaces"][0]["mode"] == "dgm-eval"
+    assert "pillow" in doc["provenance"]["versions"]
+
+
+def test_inclusive_counts_points_on_a_radius(tmp_path):
+    """Duplicated features (4 points × 5 copies): every k-th neighbour distance is 0 at k = 3,
+    so prdc's strict < finds nothing inside and <= (torch-fidelity's) everything."""
+    from iqa.distribution.statistics import FIDStatistics
+
+    feats = np.repeat(np.arange(4 * 384, dtype=np.float64).reshape(4, 384), 5, axis=0)  # ViT-S/14's 384-d
+    files = []
+    for name in ("a", "b"):
+        st = FIDStatistics(dims=384, mode="dgm-eval", extractor="dinov2-vits14", keep_features=True)
+        st.update(feats)
+        files.append(st.save(tmp_path / f"{name}.npz"))
+    args = [*files, "-m", "precision,recall", "--extractor", "dinov2-vits14", "--nearest-k", "3"]
+    res, strict = _evaluate(args)
+    assert res.exit_code == 0, res.output
+    assert (strict["precision"], strict["recall"]) == (0.0, 0.0)
+    res, inclusive = _evaluate([*args, "--inclusive"])
+    assert res.exit_code == 0, res.output
+    assert (inclusive["precision"], inclusive["recall"]) == (1.0, 1.0)
+    assert inclusive["provenance"]["options"]["precision"]["comparison"].startswith("inclusive (<=)")
+
+
 def test_one_npz_cannot_serve_two_feature_spaces(setup):
     root, weights, npz = setup
     res, _ = _evaluate([npz["real"], npz["gen"], "-m", "fid,fd", "--extractor", "dinov2-vits14"])

@@ -29,7 +29,10 @@ def _versions() -> dict[str, str]:
 
     from iqa import __version__
 
-    out = {"iqa": __version__, "numpy": np.__version__, "scipy": scipy.__version__}
+    import PIL
+
+    # Pillow's resampling decides the features of the clean and dgm-eval modes.
+    out = {"iqa": __version__, "numpy": np.__version__, "scipy": scipy.__version__, "pillow": PIL.__version__}
     try:
         import torch
 
