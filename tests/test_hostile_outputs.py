@@ -519,6 +519,25 @@ def test_line_breaks_in_names_round_trip(tmp_path, fmt):
     assert f"resumed: {len(names)} complete row(s) kept, 0 pair(s) scored" in result.stderr
 
 
+def test_resume_refuses_a_damaged_row_that_hides_complete_rows(tmp_path):
+    """An unclosed quote in the middle of an edited CSV swallows every later line: resume
+    must not keep only the rows before it (it dropped the rest, exit 0)."""
+    names = [f"{i:02d}.png" for i in range(8)]
+    ref, dist = pairs_of(tmp_path, names)
+    out = tmp_path / "z.csv"
+    assert run("score", ref, dist, "-m", "psnr", "-o", out).exit_code == 0
+    lines = out.read_text().splitlines(keepends=True)
+    lines[3] = '02.png,02.png,"27.0\n'
+    out.write_text("".join(lines))
+    before = out.read_bytes()
+    result = run("score", ref, dist, "-m", "psnr", "-o", out, "--resume")
+    assert result.exit_code == 1
+    assert error_line(result.stderr) == (f"iqa: error: {out}:4: a malformed row (an unclosed quote?) hides the "
+                                         "complete rows after it; fix or remove that line, or start again with "
+                                         "--overwrite")
+    assert out.read_bytes() == before
+
+
 def test_csv_quotes_every_line_break_character():
     from iqa.scoring.rowfile import csv_line
 

@@ -188,15 +188,42 @@ def read_rows(path: Path, fmt: str, columns: list[str]) -> list[dict[str, Any]]:
     if header != columns:
         raise IQAError(f"{path}: columns {header} do not match this run's {columns}; cannot resume")
     while True:
+        start = reader.line_num + 1  # the physical line this record starts on
         try:
             fields = next(reader)
         except StopIteration:
             break
         except csv.Error:
-            break  # not CSV from here on (not written by iqa): nothing more to keep
-        if len(fields) == len(columns) and (r := _normalise_row(dict(zip(columns, fields)), columns, fmt)):
-            rows.append(r)
+            fields = None
+        if fields is not None and len(fields) == len(columns):
+            if r := _normalise_row(dict(zip(columns, fields)), columns, fmt):
+                rows.append(r)
+            continue
+        # A record of the wrong shape. A kill leaves one only at the end; an unclosed quote
+        # (an edited file) swallows every line after it into one cell. Complete rows in what
+        # it swallowed mean the file was damaged, not cut: refuse rather than lose them.
+        if fields is None or reader.line_num > start:
+            rest = "".join(text.splitlines(keepends=True)[start:])
+            if rest and read_rows_text_has_rows(rest, columns, fmt):
+                raise IQAError(
+                    f"{path}:{start}: a malformed row (an unclosed quote?) hides the complete rows after "
+                    "it; fix or remove that line, or start again with --overwrite"
+                )
+            if fields is None:
+                break
     return rows
+
+
+def read_rows_text_has_rows(text: str, columns: list[str], fmt: str) -> bool:
+    """Whether CSV text (without a header) holds at least one complete row."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for fields in reader:
+            if len(fields) == len(columns) and _normalise_row(dict(zip(columns, fields)), columns, fmt):
+                return True
+    except csv.Error:
+        return False
+    return False
 
 
 def write_atomic(
