@@ -253,9 +253,14 @@ def _stats(**kw: Any) -> None:
     take_alias(kw, "alias_features", "--features", "--keep-features", "keep_features")
     from iqa.outfile import check_output
 
+    if kw["output"] == "-":
+        raise click.UsageError("-o -: the statistics are a binary .npz file; give a file name ending in .npz")
     # Before any image is read: an existing file is replaced only when asked (and never
     # the source list), a FIFO or a device never.
     check_output(kw["output"], overwrite=kw["overwrite"], what="statistics", inputs=_source_files(kw["source"]))
+    if not kw["output"].lower().endswith(".npz"):
+        # Another extension would make iqa fid read the file as a list of images.
+        raise click.UsageError(f"-o {kw['output']}: the statistics are an .npz file; give a name ending in .npz")
     _options, ext = _setup(FeatureOptions, kw, ())
     with _warnings_to_stderr():
         stats = _statistics(ext, kw["source"], kw, keep_features=kw["keep_features"])

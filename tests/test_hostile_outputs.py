@@ -182,6 +182,11 @@ def test_existing_files_and_inputs_are_never_replaced_unasked(tmp_path):
     result = run("stats", dist, "-o", dist / "a.png", "--overwrite")
     assert "a.png: is an input of this run" in error_line(result.stderr)
     assert (dist / "a.png").read_bytes() == before
+    # Binary statistics never go to a file named '-' (or one iqa fid would read as a list).
+    for name in ("-", str(tmp_path / "s.txt")):
+        result = run("stats", ref, "-o", name)
+        assert result.exit_code == 2 and "the statistics are" in result.stderr and "ending in .npz" in result.stderr
+    assert not Path("-").exists() and not (tmp_path / "s.txt").exists()
 
 
 def test_map_names_are_unique_per_pair_and_existing_maps_are_kept(tmp_path, rng):
