@@ -279,6 +279,9 @@ def _score(**kw: Any) -> None:
 
         check_output(summary_file, overwrite=kw["overwrite"] or kw["resume"], what="summary",
                      inputs=scoring.run.input_paths(jobs))
+        scoring.rowfile.check_writable(Path(summary_file))  # a read-only folder: found before the run
+    if kw["maps_dir"] is not None and say:
+        _check_maps_folder(Path(kw["maps_dir"]))
     bar = progress_bar(len(jobs), "pair", None, kw["progress"] and say if kw["progress"] is not None else None)
     try:
         with terminate_as_interrupt():
@@ -350,3 +353,17 @@ Example:
   iqa score data/samples/reference data/samples --pairs data/samples/pairs.csv -o scores.csv
 """,
 )
+
+
+def _check_maps_folder(folder: Path) -> None:
+    """Before any pair is scored: the maps folder exists (made if needed) and takes new files."""
+    from iqa.errors import OutputError
+    from iqa.outfile import describe
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".iqa-probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot write the maps there: {describe(exc)}") from None

@@ -263,6 +263,16 @@ def test_read_only_disk_is_one_line_before_any_work(tmp_path):
         result = run("ssim", ref / "a.png", dist / "a.png", "--map", disk / "m.png")
         assert result.exit_code == 1
         assert error_line(result.stderr).endswith("m.png: cannot write the map: read-only file system (EROFS)")
+        # The maps folder and the summary's folder too: found before the first pair, so no
+        # output (it scored every pair, then failed on each map or on the summary).
+        out = tmp_path / "o.csv"
+        result = run("score", ref, dist, "-m", "ssim", "-o", out, "--maps", disk / "maps")
+        assert error_line(result.stderr) == f"iqa: error: {disk / 'maps'}: cannot write the maps there: read-only " \
+                                            "file system (EROFS)"
+        result = run("score", ref, dist, "-m", "psnr", "-o", out, "--summary", disk / "sum.json")
+        assert error_line(result.stderr) == f"iqa: error: {disk / 'sum.json'}: cannot create files in {disk}: " \
+                                            "read-only file system (EROFS)"
+        assert result.exit_code == 1 and not out.exists()
 
 
 def _limit_file_size(limit: int):
