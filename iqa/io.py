@@ -202,6 +202,8 @@ def _raw(x: ImageLike, role: str) -> tuple[Any, str, bool, str]:
     h, w = (data.shape[1], data.shape[2]) if backend == "numpy" else (data.shape[2], data.shape[3])
     if h == 0 or w == 0:
         raise ShapeError(f"{name}: has no pixels (width {w}, height {h})")
+    if data.shape[0] == 0:
+        raise ShapeError(f"{name}: an empty batch (0 images)")
     return data, backend, batched, name
 
 

@@ -452,6 +452,16 @@ def test_empty_image_is_a_shape_error():
         iqa.psnr(np.zeros((0, 0), np.uint8), np.zeros((0, 0), np.uint8))
 
 
+def test_empty_batches_are_a_shape_error():
+    """0 images (torch's aminmax raised its own RuntimeError on an empty batch)."""
+    torch = pytest.importorskip("torch")
+    x = torch.rand(0, 3, 16, 16)
+    with pytest.raises(ShapeError, match="an empty batch"):
+        iqa.ssim(x, x, data_range=1.0)
+    with pytest.raises(ShapeError, match="an empty batch"):
+        iqa.psnr(np.zeros((0, 8, 8, 3), np.uint8), np.zeros((0, 8, 8, 3), np.uint8))
+
+
 def test_meta_tensors_are_refused():
     torch = pytest.importorskip("torch")
     x = torch.zeros(1, 3, 16, 16, device="meta")

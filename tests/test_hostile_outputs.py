@@ -611,6 +611,9 @@ def test_iter_scores_goes_on_after_a_bad_item(tmp_path):
     assert [bool(s.error) for s in scores] == [False, True, True, True, False]
     assert "expected a (reference, distorted) pair, got the single path 'ab'" in scores[1].error
     assert scores[0].values == scores[4].values
+    # A single path in place of the items is a wrong argument, not a stream of one-letter items.
+    with pytest.raises(TypeError, match="got the single path 'r.png'"):
+        list(iter_scores("r.png", ["psnr"]))
 
 
 def test_references_without_partner_are_reported_by_score_folders(tmp_path):

@@ -130,6 +130,12 @@ class Scorer:
         (:class:`~iqa.errors.WeightsError`). With ``workers > 0`` items are prepared and scored in
         that many threads (decoders and OpenCV release the GIL); results keep the input order.
         """
+        if isinstance(items, (str, bytes, os.PathLike)):
+            # Not a bad item but a wrong argument: iterating it would score one-letter paths.
+            raise TypeError(
+                f"items: expected an iterable of (reference, distorted) pairs, got the single path {items!r}; "
+                "pass [(reference, distorted)]"
+            )
         for score in score_jobs(items, self.settings, workers=workers):
             self.stats.add(score.values, score.error, score.notes)
             yield score
