@@ -7,7 +7,9 @@ scipy, the networks) happen inside commands, so that ``iqa --help`` starts insta
 
 from __future__ import annotations
 
+import errno
 import importlib
+import io
 import os
 import sys
 from importlib import metadata
@@ -68,6 +70,11 @@ class IQAGroup(click.Group):
         return make_pair_command(spec)
 
     def invoke(self, ctx: click.Context):
+        if sys.stdout is None:
+            # Started with standard output closed (``iqa psnr a b >&-``): Click would drop
+            # every number without a word; a write now fails and is reported (a command that
+            # writes only to -o files still runs).
+            sys.stdout = _ClosedStream()
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -86,6 +93,18 @@ class IQAGroup(click.Group):
             ctx.exit(EXIT_FAILURE)
 
 
+class _ClosedStream(io.TextIOBase):
+    """Standard output when the process started without one: writing fails with EBADF."""
+
+    encoding = "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "closed when iqa started")
+
+
 def _one_line(exc: Exception, namer: Any) -> str:
     """An error as the one line a user sees: iqa's own message; an OS error with its file
     and cause in words; anything else as unexpected, with the way to see more."""
@@ -96,7 +115,8 @@ def _one_line(exc: Exception, namer: Any) -> str:
     elif isinstance(exc, OSError) and exc.errno is not None:
         from iqa.outfile import describe
 
-        where = f"{exc.filename}: " if exc.filename is not None else ""
+        # No file name: the failed write was to standard output (``> /dev/full``, ``>&-``).
+        where = f"{exc.filename}: " if exc.filename is not None else "standard output: "
         text = f"{where}{describe(exc)}"
     else:
         detail = " ".join(str(exc).split())

@@ -626,5 +626,25 @@ def test_references_without_partner_are_reported_by_score_folders(tmp_path):
     assert result.exit_code == 1 and "b.png,,,no distorted partner" in result.stdout
 
 
+def test_closed_or_full_standard_output_is_one_line(tmp_path):
+    """``>&-``: the value would be lost without a word (exit 0); ``> /dev/full``: ENOSPC
+    named as standard output's. A run writing only to -o still works with stdout closed."""
+    ref, dist = pairs_of(tmp_path, ["a.png"])
+    closed = subprocess.run([iqa_exe(), "psnr", str(ref / "a.png"), str(dist / "a.png")], capture_output=False,
+                            stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 1
+    assert error_line(closed.stderr) == "iqa: error: standard output: closed when iqa started (EBADF)"
+    out = tmp_path / "o.csv"
+    to_file = subprocess.run([iqa_exe(), "score", str(ref), str(dist), "-m", "psnr", "-o", str(out)],
+                             stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(1))
+    assert to_file.returncode == 0 and out.exists()
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([iqa_exe(), "psnr", str(ref / "a.png"), str(dist / "a.png")], stdout=full,
+                                  stderr=subprocess.PIPE, text=True, timeout=120)
+        assert proc.returncode == 1
+        assert error_line(proc.stderr) == "iqa: error: standard output: no space left on device (ENOSPC)"
+
+
 def test_output_error_is_an_oserror():
     assert issubclass(OutputError, OSError)
