@@ -424,6 +424,7 @@ def prepare_image(
     check_range: bool = True,
     role: str = "image",
     warn: bool = True,
+    name: str | None = None,
 ) -> Prepared:
     """Validate one image (or batch) and convert it for a metric kernel.
 
@@ -439,12 +440,14 @@ def prepare_image(
         check_range: note float data outside [0, data range] (by more than 1 %) and warn
             about it (:class:`~iqa.errors.RangeWarning`); ``False`` skips the check.
         role: how the image is named in messages when it has no file name.
+        name: the name to use in messages instead (the file an array was decoded from).
         warn: issue the range warning (the scorer only notes it, and counts the notes).
 
     Raises:
         ImageLoadError, ShapeError, RangeError: see :func:`read_image` and the rules above.
     """
-    data, backend, batched, name = _raw(image, role)
+    data, backend, batched, own_name = _raw(image, role)
+    name = own_name if name is None else name
     dr = resolve_data_range(data.dtype, data_range, bit_depth, name)
     range_notes = _check_values([(data, name)], backend, dr, check_range, warn)
     _check_fits(data, backend, dr, name)

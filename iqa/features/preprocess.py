@@ -162,7 +162,7 @@ def file_to_uint8(path: Path, alpha: str, data_range: float | None, bit_depth: i
     arr = read_image(path)
     if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3 and bit_depth is None and data_range is None:
         return arr, ()
-    prepared = prepare_image(arr, data_range=data_range, bit_depth=bit_depth, alpha=alpha, role=os.fspath(path))
+    prepared = prepare_image(arr, data_range=data_range, bit_depth=bit_depth, alpha=alpha, name=os.fspath(path))
     notes = list(prepared.notes)
     if prepared.source_dtype != "uint8":
         notes.append(f"{prepared.source_dtype} reduced to 8 bits: round(x·255/{prepared.data_range:g})")
