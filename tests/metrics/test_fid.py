@@ -374,7 +374,7 @@ def test_npz_round_trip_with_pytorch_fid(offline_pytorch_fid, stats64, tmp_path)
     loaded = FIDStatistics.load(pa)
     assert loaded.n == 80 and loaded.mode == "pytorch-fid" and loaded.dims == 64
     assert loaded.weights_sha256 == stats64["a80"].weights_sha256
-    assert set(loaded.versions) == {"iqa", "torch", "numpy", "scipy"}
+    assert set(loaded.versions) == {"iqa", "torch", "numpy", "scipy", "pillow"}
     np.testing.assert_array_equal(loaded.sum_outer, stats64["a80"].sum_outer)
     np.testing.assert_array_equal(loaded.features, stats64["a80"].features)
     # ... and we read pytorch-fid's (mu and sigma only), with a warning.
