@@ -22,6 +22,7 @@ from iqa.color import YIQ_MATRIX
 from iqa.decode import read_image
 from iqa.errors import OptionError, ShapeError
 from iqa.metrics.haarpsi import HaarPSIOptions, haarpsi
+import helpers
 
 # float64 on both sides, the same operations up to summation order (iqa builds the Haar
 # coefficients from block sums, piq convolves): measured ≤ 1.1e-14 relative over 80 random
@@ -388,22 +389,10 @@ def test_iqa_score_column_is_the_library_value(pair_files):
 # Published value (optional: piq's test images)
 # --------------------------------------------------------------------------------------
 
-# piq's tests/assets (piq 0.8.0, Apache-2.0): not redistributed here; point IQA_TEST_ASSETS
-# at a copy of the folder. The same files as tests/metrics/test_ssim.py.
-ASSETS = {
-    "I01.BMP": "43d3c92154c48529fae107749bb60777950ccb8e324b120a63c142f4279df63f",
-    "i01_01_5.bmp": "74ec08fde9c5e6d6ec0168ca8a6b8c6824d55557c9bd6b816a52b99b2db3e4ed",
-}
-
-
+# piq's test images (tests/helpers.py: PIQ_ASSETS), optional.
 def piq_asset(name: str) -> Path:
-    folder = os.environ.get("IQA_TEST_ASSETS")
-    if not folder or not (Path(folder) / name).is_file():
-        pytest.skip(f"published HaarPSI.m value: set IQA_TEST_ASSETS to a folder with piq's tests/assets/{name}")
-    path = Path(folder) / name
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert digest == ASSETS[name], f"{path}: not piq's file (SHA-256 {digest})"
-    return path
+    return helpers.piq_asset(name, "HaarPSI.m value")
+
 
 
 #: HaarPSI.m's (and the authors' haarPsi.py's) YIQ rows: rounded to three decimals.

@@ -18,36 +18,14 @@ from iqa.errors import OptionError, RangeError, RenamedOptionWarning, ShapeError
 from iqa.io import prepare_pair, read_image
 from iqa.metrics.ms_ssim import ms_ssim
 from iqa.metrics.ssim import SSIMOptions, check_sigma, check_win_size, compute_ssim, gaussian_window, ssim
+import helpers
 
-# piq's test images with published ssim.m values (see tests/data/README.md). They are not
-# redistributed here: point IQA_TEST_ASSETS at a copy of piq's tests/assets folder.
-ASSETS = {
-    "goldhill.gif": "d91c0c802805c8574b938adbf8ee6331fb6c567fbbb161251251d5d711a2d993",
-    "goldhill_jpeg.gif": "801c0871583503a22c63d257e336bc7e6b34e33381592f31aff987b2096548c4",
-    "I01.BMP": "43d3c92154c48529fae107749bb60777950ccb8e324b120a63c142f4279df63f",
-    "i01_01_5.bmp": "74ec08fde9c5e6d6ec0168ca8a6b8c6824d55557c9bd6b816a52b99b2db3e4ed",
-}
-
-
+# piq's test images (tests/helpers.py: PIQ_ASSETS), optional.
 def piq_asset(name: str) -> Path:
-    """A verified file of piq's tests/assets (piq 0.8.0, Apache-2.0), from IQA_TEST_ASSETS."""
-    import hashlib
-    import os
-
-    folder = os.environ.get("IQA_TEST_ASSETS")
-    if not folder or not (Path(folder) / name).is_file():
-        pytest.skip(f"published ssim.m values: set IQA_TEST_ASSETS to a folder with piq's tests/assets/{name}")
-    path = Path(folder) / name
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert digest == ASSETS[name], f"{path}: not piq's file (SHA-256 {digest})"
-    return path
+    return helpers.piq_asset(name, "ssim.m values")
 
 
-def gray_gif(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:  # a gray palette: the palette indices' gray levels
-        return np.asarray(im.convert("L"))
+gray_gif = helpers.gray_gif
 
 # NumPy and path inputs: the acceptance bound is 1e-6 against float64 scikit-image. Both are
 # float64 with the same window and valid region; they differ by round-off (~1e-15), so a
