@@ -29,6 +29,7 @@ _COMMANDS = {
     "compare": ("compare_cmd", "compare_cmd"),
     "fid": ("sets_cmd", "fid_cmd"),
     "kid": ("sets_cmd", "kid_cmd"),
+    "cmmd": ("sets_cmd", "cmmd_cmd"),
     "stats": ("sets_cmd", "stats_cmd"),
     "evaluate": ("sets_cmd", "evaluate_cmd"),
     "metrics": ("metrics_cmd", "metrics_cmd"),

@@ -2,10 +2,10 @@
 
 :func:`evaluate` decodes every image of each set once, runs each network the requested
 metrics need once (Inception for FID; DINOv2 ViT-L/14 for FD-DINOv2; the chosen
-``extractor`` for FD, KID and PRDC), and computes every metric from the statistics it kept:
-the moments (constant memory) for the Fréchet distances, the features themselves for KID
-and PRDC (``4·d`` bytes per image: 41 MB per 10,000 images for ViT-L/14's 1024-d, 82 MB
-for Inception's 2048-d).
+``extractor`` for FD, KID and PRDC; CLIP ViT-L/14@336px for CMMD), and computes every metric from the statistics it kept:
+the moments (constant memory) for the Fréchet distances, the features themselves for KID,
+PRDC and CMMD (``4·d`` bytes per image: 31 MB per 10,000 images for CLIP ViT-L/14's 768-d,
+41 MB for DINOv2 ViT-L/14's 1024-d, 82 MB for Inception's 2048-d).
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ from typing import Any
 
 from iqa.errors import IQAError, OptionError
 from iqa.registry import METRICS, metric_names
-from iqa.set_metrics import FDDINOv2Options, FDOptions, FIDOptions, KIDOptions, PRDCOptions, make_extractor
+from iqa.set_metrics import (
+    CMMDOptions,
+    FDDINOv2Options,
+    FDOptions,
+    FIDOptions,
+    KIDOptions,
+    PRDCOptions,
+    make_extractor,
+)
 
 __all__ = ["DEFAULT_METRICS", "EvaluationResult", "evaluate"]
 
@@ -63,6 +71,8 @@ def _spaces(names: tuple[str, ...], extractor: str, mode: str | None, dims: int 
                                     route=route, fast=fast)
         elif name == "fd_dinov2":  # by definition ViT-L/14 in dgm-eval mode, whatever --mode says
             opts[name] = FDDINOv2Options(route=route).feature_options()
+        elif name == "cmmd":  # by definition CLIP ViT-L/14@336px in cmmd mode, whatever --extractor says
+            opts[name] = CMMDOptions()
         elif name == "fd":
             opts[name] = FDOptions(**chosen, route=route, fast=fast)
         elif name == "kid":
@@ -74,7 +84,7 @@ def _spaces(names: tuple[str, ...], extractor: str, mode: str | None, dims: int 
     spaces: dict[tuple, bool] = {}
     for name, o in opts.items():
         key = (o.extractor, o.mode, o.dims, bool(getattr(o, "fast", False)))
-        spaces[key] = spaces.get(key, False) or name == "kid" or name in _PRDC
+        spaces[key] = spaces.get(key, False) or name in ("kid", "cmmd") or name in _PRDC
     return opts, spaces
 
 
@@ -109,10 +119,11 @@ def evaluate(
         real, generated: folders, file lists (``.txt``), ``.npz`` statistics (``iqa stats``;
             with ``--keep-features`` for KID and PRDC; one feature space per file), NumPy
             batches, tensors or DataLoaders.
-        metrics: names among ``fid``, ``fd``, ``fd-dinov2``, ``kid``, ``precision``,
+        metrics: names among ``fid``, ``fd``, ``fd-dinov2``, ``kid``, ``cmmd``, ``precision``,
             ``recall``, ``density``, ``coverage`` (a list or a comma-separated string).
         extractor: the feature space of ``fd``, ``kid`` and the PRDC metrics (default DINOv2
-            ViT-L/14); ``fid`` is always Inception's and ``fd-dinov2`` always ViT-L/14's.
+            ViT-L/14); ``fid`` is always Inception's, ``fd-dinov2`` always ViT-L/14's and
+            ``cmmd`` always CLIP ViT-L/14@336px's.
         mode: the preprocessing of ``extractor`` (default: its first: ``dgm-eval`` for DINOv2,
             ``pytorch-fid`` for Inception).
         dims: the feature dimension of ``extractor`` (Inception: 2048, 768, 192 or 64).
@@ -121,7 +132,8 @@ def evaluate(
             instead of prdc's strict ``<``; they differ only at exact ties.
         route: the Fréchet distance's matrix square root (``"sqrtm"`` or ``"eigh"``).
         subsets, subset_size, seed: KID's subsets.
-        weights: one file per network: ``{"dinov2-vitl14": path, "inception-fid": path}``.
+        weights: one file per network: ``{"dinov2-vitl14": path, "inception-fid": path,
+            "clip-vitl14-336": path}``.
         device, batch_size, workers: where the networks run, images per batch, decoding threads.
         data_range, alpha, strict: the image layer's options (see :func:`iqa.fid`).
         fast: Inception's channels-last fast path.
@@ -140,14 +152,15 @@ def evaluate(
         >>> r["precision"]  # doctest: +SKIP
 
     References: Heusel et al. 2017 (FID); Stein et al. 2023 (FD-DINOv2); Bińkowski et al. 2018
-    (KID); Kynkäänniemi et al. 2019, Naeem et al. 2020 (precision, recall, density, coverage).
+    (KID); Kynkäänniemi et al. 2019, Naeem et al. 2020 (precision, recall, density, coverage);
+    Jayasumana et al. 2024 (CMMD).
     """
     from iqa import __version__
     from iqa.distribution.frechet import distance
     from iqa.distribution.statistics import _versions
     from iqa.features.pipeline import statistics_of
     from iqa.runtime import weights_mapping
-    from iqa.set_metrics import kid_of, prdc_of
+    from iqa.set_metrics import cmmd_of, kid_of, prdc_of
 
     names = metric_names(metrics, kind="two-set")
     opts, spaces = _spaces(names, extractor, mode, dims, route, nearest_k, inclusive, subsets, subset_size, seed,
@@ -190,6 +203,8 @@ def evaluate(
         elif name == "kid":
             r = kid_of(a, b, o, allow_mismatch=allow_mismatch)
             values["kid"], values["kid_std"] = r.mean, r.std
+        elif name == "cmmd":
+            values[name] = cmmd_of(a, b, o, allow_mismatch=allow_mismatch)
         else:
             if key not in prdc_cache:
                 prdc_cache[key] = prdc_of(a, b, o, allow_mismatch=allow_mismatch, device=device)

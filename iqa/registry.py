@@ -11,7 +11,7 @@ settings, ``iqa metrics`` and the README's table.
 
 Kinds:
     ``pair``: one value per reference/distorted image pair (PSNR, SSIM, LPIPS...).
-    ``two-set``: one value per pair of image sets (FID, KID, FD, FD-DINOv2, precision,
+    ``two-set``: one value per pair of image sets (FID, KID, FD, FD-DINOv2, CMMD, precision,
     recall, density, coverage; ``iqa evaluate`` computes several in one pass).
     ``one-set``: one value per image set.
 
@@ -355,6 +355,20 @@ METRICS: dict[str, MetricSpec] = {
             module="iqa.set_metrics",
             options="FDDINOv2Options",
             function="fd_dinov2",
+            networks=True,
+        ),
+        MetricSpec(
+            name="cmmd",
+            kind="two-set",
+            summary="CMMD: 1000 x squared MMD (Gaussian kernel, sigma 10) of CLIP ViT-L/14@336px embeddings.",
+            higher_is_better=False,
+            value_range=(0.0, math.inf),  # the biased MMD² is a squared norm (up to round-off near 0)
+            matches="google-research cmmd (distance.mmd on its CLIP embeddings), in float64; "
+            "1000 x MMD^2 from scikit-learn's rbf_kernel(gamma=1/200)",
+            reference="Jayasumana et al., CVPR 2024",
+            module="iqa.set_metrics",
+            options="CMMDOptions",
+            function="cmmd",
             networks=True,
         ),
         *(

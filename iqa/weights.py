@@ -58,6 +58,7 @@ __all__ = [
     "hub_path",
     "load_state_dict",
     "offline",
+    "read_torchscript_tensors",
     "recorded_sha256",
     "status",
     "target_path",
@@ -183,6 +184,29 @@ REGISTRY: dict[str, WeightsFile] = {
                 ("vitb14", "ViT-B/14", 330.3),
                 ("vitl14", "ViT-L/14", 1160.0),
                 ("vitg14", "ViT-g/14", 4400.0),
+            )
+        ),
+        *(
+            WeightsFile(
+                name=f"clip-{arch}",
+                filename=filename,
+                # The URLs of openai/CLIP's clip/clip.py (_MODELS); the folder in each URL is the
+                # file's full SHA-256, which clip._download checks.
+                url=f"https://openaipublic.azureedge.net/clip/models/{digest}/{filename}",
+                sha256=digest,
+                size_mib=None,
+                description=f"OpenAI's CLIP {label} (TorchScript, float16): the clip-{arch} feature extractor"
+                + (", CMMD's" if arch == "vitl14-336" else ""),
+                override_hint="or pass your copy (OpenAI's .pt file, or its state dict) with {weights}",
+                # openai/CLIP's LICENSE file: MIT License, Copyright (c) 2021 OpenAI; the weights
+                # are published by that repository's clip.py.
+                licence="MIT (openai/CLIP)",
+            )
+            for arch, label, filename, digest in (
+                ("vitb32", "ViT-B/32", "ViT-B-32.pt", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
+                ("vitl14", "ViT-L/14", "ViT-L-14.pt", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836"),
+                ("vitl14-336", "ViT-L/14@336px", "ViT-L-14-336px.pt",
+                 "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02"),
             )
         ),
     )
@@ -578,6 +602,9 @@ def load_state_dict(name: str, *, path: str | os.PathLike | None = None) -> dict
             fh.seek(0)
             if head[:2] != b"PK" and head[:1] != b"\x80":  # a zip (torch >= 1.6) or a legacy pickle
                 raise WeightsError(f"{p}: not a PyTorch weights file (it starts with {head!r}); {saved}")
+            if head[:2] == b"PK" and _is_torchscript(p):
+                # torch.load would hand a TorchScript archive to torch.jit.load, which runs its code.
+                return read_torchscript_tensors(p)
             state = torch.load(fh, weights_only=True, map_location="cpu")
     except WeightsError:
         raise
@@ -602,6 +629,145 @@ def load_state_dict(name: str, *, path: str | os.PathLike | None = None) -> dict
             "it with torch.save(model.state_dict(), path)"
         )
     return state
+
+
+# --------------------------------------------------------------------------------------
+# TorchScript archives, read without running them
+# --------------------------------------------------------------------------------------
+
+#: The storage classes a TorchScript ``data.pkl`` names, and their element types.
+_STORAGE_DTYPES = {
+    "HalfStorage": "float16", "FloatStorage": "float32", "DoubleStorage": "float64",
+    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
+    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool",
+}
+
+
+def _is_torchscript(path: Path) -> bool:
+    """Whether a zip file is a TorchScript archive (``torch.jit.save``): it holds code/ and
+    constants.pkl beside data.pkl, which a ``torch.save`` file does not."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False  # torch.load reports it
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+class _ScriptObject:
+    """What a ``__torch__.*`` class in a TorchScript ``data.pkl`` becomes: its attributes only.
+
+    The archive's classes are TorchScript code (in ``code/``), which is never run: the
+    unpickler creates this inert object instead and ``BUILD`` stores the attribute dict.
+    """
+
+    def __init__(self, *args: Any) -> None:  # NEWOBJ passes no arguments; REDUCE may
+        self.attributes: dict[str, Any] = {}
+
+    def __setstate__(self, state: Any) -> None:
+        self.attributes = dict(state) if isinstance(state, dict) else {}
+
+
+def _plain_list(*args: Any) -> Any:
+    # torch.jit._pickle's build_intlist/build_tensorlist/... and restore_type_tag: identity.
+    return args[0] if args else []
+
+
+def read_torchscript_tensors(path: str | os.PathLike) -> dict[str, Any]:
+    """The parameters and buffers of a TorchScript archive as a flat state dict, without
+    executing anything in it.
+
+    The archive (``torch.jit.save``; OpenAI's CLIP ``.pt`` files) is a zip whose ``data.pkl``
+    pickles the module tree: ``__torch__.*`` module objects whose attribute dicts hold child
+    modules and tensors, each tensor rebuilt by ``torch._utils._rebuild_tensor_v2`` from a
+    storage in ``data/N``. The unpickler here resolves only the storage classes,
+    ``_rebuild_tensor_v2``, ``collections.OrderedDict`` and TorchScript's list builders;
+    every ``__torch__.*`` class becomes an inert attribute holder, so the archive's code is
+    never compiled or run. Tensors keep their stored dtype (OpenAI's are float16).
+
+    Returns:
+        ``{"visual.conv1.weight": tensor, ...}``: dotted attribute paths, as ``state_dict()``.
+
+    Raises:
+        WeightsError: not a TorchScript archive, a missing storage, or a pickle that names
+            anything else.
+    """
+    import collections
+    import io
+    import pickle
+    import zipfile
+
+    import torch
+
+    p = Path(path)
+
+    class _Storage:
+        def __init__(self, dtype: Any, data: bytes) -> None:
+            self.dtype, self.data = dtype, data
+
+    def rebuild(storage: Any, offset: int, size: Any, stride: Any, *_rest: Any) -> Any:
+        flat = torch.frombuffer(bytearray(storage.data), dtype=storage.dtype) if storage.data else torch.empty(
+            0, dtype=storage.dtype)
+        return flat.as_strided(tuple(size), tuple(stride), offset).clone()
+
+    try:
+        z = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise WeightsError(f"{p}: not a readable TorchScript archive ({exc})") from None
+    with z:
+        pkls = [n for n in z.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
+        if len(pkls) != 1:
+            raise WeightsError(f"{p}: not a TorchScript archive (expected one <name>/data.pkl, found {len(pkls)})")
+        root = pkls[0].rsplit("/", 1)[0]
+
+        class _Unpickler(pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                if module == "torch._utils" and name == "_rebuild_tensor_v2":
+                    return rebuild
+                if module == "collections" and name == "OrderedDict":
+                    return collections.OrderedDict
+                if module == "torch" and name in _STORAGE_DTYPES:
+                    return getattr(torch, _STORAGE_DTYPES[name])
+                if module == "torch.jit._pickle" and (name.startswith("build_") or name == "restore_type_tag"):
+                    return _plain_list
+                if module == "__torch__" or module.startswith("__torch__."):
+                    return _ScriptObject
+                raise WeightsError(f"{p}: its data.pkl names {module}.{name}, which iqa does not load (only "
+                                   "tensors and module attributes are read from a TorchScript archive)")
+
+            def persistent_load(self, pid: Any) -> Any:
+                if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"):
+                    raise WeightsError(f"{p}: unexpected persistent id {str(pid)[:80]} in data.pkl")
+                dtype, key = pid[1], str(pid[2])
+                if not isinstance(dtype, torch.dtype):
+                    raise WeightsError(f"{p}: a storage of unknown type {dtype!r} in data.pkl")
+                try:
+                    return _Storage(dtype, z.read(f"{root}/data/{key}"))
+                except KeyError:
+                    raise WeightsError(f"{p}: storage data/{key} is missing from the archive") from None
+
+        try:
+            top = _Unpickler(io.BytesIO(z.read(pkls[0]))).load()
+        except WeightsError:
+            raise
+        except Exception as exc:
+            raise WeightsError(f"{p}: cannot read the TorchScript archive's data.pkl ({type(exc).__name__}: "
+                               f"{str(exc)[:120]})") from None
+    out: dict[str, Any] = {}
+
+    def walk(obj: Any, prefix: str) -> None:
+        for k, v in obj.attributes.items():
+            if isinstance(v, torch.Tensor):
+                out[prefix + k] = v
+            elif isinstance(v, _ScriptObject):
+                walk(v, f"{prefix}{k}.")
+
+    if not isinstance(top, _ScriptObject):
+        raise WeightsError(f"{p}: the TorchScript archive's data.pkl holds no module")
+    walk(top, "")
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -60,3 +60,12 @@ def comparison_report(comparison, tmp_path_factory) -> Path:
     import iqa
 
     return iqa.report(comparison, tmp_path_factory.mktemp("report") / "report", gallery_size=3)
+
+
+@pytest.fixture(scope="session")
+def clip_archive(tmp_path_factory) -> Path:
+    """A generated float16 TorchScript CLIP archive (OpenAI's file format) with ViT-L/14@336px's
+    interface and a small body (``clip_weights.SMALL``), shared by the CLIP and CMMD tests."""
+    import clip_weights as cw
+
+    return cw.torchscript_file(tmp_path_factory.mktemp("clip"))

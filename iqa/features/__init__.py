@@ -5,7 +5,9 @@ feature dimensions and weights. Entries import no torch; the networks load on fi
 
 Modules:
     :mod:`iqa.features.inception`: the FID Inception network (pytorch-fid's port of the
-    TF graph). :mod:`iqa.features.dinov2`: the DINOv2 ViTs (Meta's checkpoints). :mod:`iqa.features.preprocess`: the preprocessing modes (resize and scale).
+    TF graph). :mod:`iqa.features.dinov2`: the DINOv2 ViTs (Meta's checkpoints).
+    :mod:`iqa.features.clip`: OpenAI's CLIP image towers (CMMD's feature space).
+    :mod:`iqa.features.preprocess`: the preprocessing modes (resize and scale).
     :mod:`iqa.features.pipeline`: sources (folders, file lists, ``.npz``, arrays, tensors,
     DataLoaders) → decoded in worker threads, sharded across ``torchrun`` ranks → features
     → statistics.
@@ -63,6 +65,22 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
             ("vitb14", "ViT-B/14", 768),
             ("vitl14", "ViT-L/14", 1024),
             ("vitg14", "ViT-g/14", 1536),
+        )
+    },
+    **{
+        f"clip-{arch}": ExtractorSpec(
+            name=f"clip-{arch}",
+            modes=("cmmd",),
+            dims=(output,),
+            default_dims=output,
+            weights=(f"clip-{arch}",),
+            summary=f"OpenAI's CLIP {label} image tower at {size} px: the {output}-d projected CLS token, "
+            "L2-normalised" + (" (CMMD's)." if arch == "vitl14-336" else "."),
+        )
+        for arch, label, size, output in (
+            ("vitb32", "ViT-B/32", 224, 512),
+            ("vitl14", "ViT-L/14", 224, 768),
+            ("vitl14-336", "ViT-L/14@336px", 336, 768),
         )
     },
 }

@@ -23,8 +23,10 @@ from iqa.distribution.statistics import FIDStatistics
 from iqa.errors import IQAError, ImageLoadError, RangeError, ShapeError, SkippedFilesWarning
 from iqa.features import EXTRACTORS
 from iqa.features.preprocess import (
+    crop_resize_pil,
     file_to_uint8,
     preprocess,
+    preprocess_clip,
     preprocess_dinov2,
     resize_pil_bicubic,
     resize_pil_uint8,
@@ -35,6 +37,7 @@ from iqa.parallel import ordered_map
 
 __all__ = [
     "CPU_CHUNK",
+    "ClipFeatures",
     "DinoV2Features",
     "FeatureExtractor",
     "InceptionFeatures",
@@ -435,30 +438,24 @@ class InceptionFeatures(FeatureExtractor):
         return preprocess(chunk.cpu(), self.mode, data_range)
 
 
-class DinoV2Features(FeatureExtractor):
-    """A DINOv2 ViT (``dinov2-vits14`` ... ``dinov2-vitg14``) with a preprocessing mode.
+class _ViTFeatures(FeatureExtractor):
+    """What the ViT extractors share: the registry entry, options, and loading on first use."""
 
-    Args:
-        extractor: ``"dinov2-vits14"``, ``"-vitb14"``, ``"-vitl14"`` or ``"-vitg14"``.
-        mode: ``"dgm-eval"`` (default), ``"tf"`` or ``"edm2"`` (see :mod:`iqa.features.preprocess`).
-        weights: a local checkpoint (Meta's layout); default: the registry's.
-        device, batch_size, workers: as :class:`InceptionFeatures`.
-
-    The feature is the CLS token after the final norm (``width``-d: 384, 768, 1024, 1536).
-    """
+    family = ""  # the extractor names' prefix: "dinov2" or "clip"
 
     def __init__(
         self,
-        extractor: str = "dinov2-vitl14",
+        extractor: str,
         *,
-        mode: str = "dgm-eval",
+        mode: str | None = None,
         weights: str | os.PathLike | None = None,
         device: str | None = None,
         batch_size: int = 50,
         workers: int | None = None,
     ) -> None:
-        check_choice(None, "extractor", extractor, [e for e in EXTRACTORS if e.startswith("dinov2-")])
+        check_choice(None, "extractor", extractor, [e for e in EXTRACTORS if e.startswith(self.family + "-")])
         spec = EXTRACTORS[extractor]
+        mode = spec.modes[0] if mode is None else mode
         check_choice(None, "mode", mode, spec.modes)
         check_integer(None, "batch_size", batch_size, minimum=1)
         if workers is not None:
@@ -470,13 +467,15 @@ class DinoV2Features(FeatureExtractor):
         self._model: Any = None
         self._sha256: str | None = None
 
+    def _load_network(self, name: str) -> tuple[Any, str]:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
     def _load(self) -> None:
         if self._model is None:
-            from iqa.features.dinov2 import load_dinov2
             from iqa.runtime import resolve_device
 
             self.device = resolve_device(self.device_name)
-            self._model, self._sha256 = load_dinov2(self.extractor.split("-", 1)[1], self.weights, device=self.device)
+            self._model, self._sha256 = self._load_network(self.extractor.split("-", 1)[1])
 
     @property
     def model(self) -> Any:
@@ -487,6 +486,29 @@ class DinoV2Features(FeatureExtractor):
     def weights_sha256(self) -> str:
         self._load()
         return self._sha256  # type: ignore[return-value]
+
+
+class DinoV2Features(_ViTFeatures):
+    """A DINOv2 ViT (``dinov2-vits14`` ... ``dinov2-vitg14``) with a preprocessing mode.
+
+    Args:
+        extractor: ``"dinov2-vits14"``, ``"-vitb14"``, ``"-vitl14"`` or ``"-vitg14"``.
+        mode: ``"dgm-eval"`` (default), ``"tf"`` or ``"edm2"`` (see :mod:`iqa.features.preprocess`).
+        weights: a local checkpoint (Meta's layout); default: the registry's.
+        device, batch_size, workers: as :class:`InceptionFeatures`.
+
+    The feature is the CLS token after the final norm (``width``-d: 384, 768, 1024, 1536).
+    """
+
+    family = "dinov2"
+
+    def __init__(self, extractor: str = "dinov2-vitl14", *, mode: str = "dgm-eval", **kw: Any) -> None:
+        super().__init__(extractor, mode=mode, **kw)
+
+    def _load_network(self, name: str) -> tuple[Any, str]:
+        from iqa.features.dinov2 import load_dinov2
+
+        return load_dinov2(name, self.weights, device=self.device)
 
     def features(self, batch: Any) -> np.ndarray:
         """CLS features (``N×width`` float32 NumPy) of a preprocessed ``N×3×224×224`` tensor."""
@@ -505,6 +527,50 @@ class DinoV2Features(FeatureExtractor):
 
     def _prepare(self, chunk: Any, data_range: float) -> Any:
         return preprocess_dinov2(chunk.cpu(), self.mode, data_range)
+
+
+class ClipFeatures(_ViTFeatures):
+    """A CLIP image tower (``clip-vitl14-336``, CMMD's; ``clip-vitl14``, ``clip-vitb32``).
+
+    Args:
+        extractor: ``"clip-vitl14-336"`` (default), ``"clip-vitl14"`` or ``"clip-vitb32"``.
+        mode: ``"cmmd"`` (the CMMD authors' centre crop, PIL bicubic resize, CLIP mean/std).
+        weights: OpenAI's ``.pt`` file or a state dict in its layout; default: the registry's.
+        device, batch_size, workers: as :class:`InceptionFeatures`.
+
+    The feature is the projected CLS token, L2-normalised (768-d for ViT-L/14, 512-d for B/32).
+    """
+
+    family = "clip"
+
+    def __init__(self, extractor: str = "clip-vitl14-336", *, mode: str = "cmmd", **kw: Any) -> None:
+        super().__init__(extractor, mode=mode, **kw)
+        from iqa.features.clip import ARCHS
+
+        self.size = ARCHS[extractor.split("-", 1)[1]].resolution
+
+    def _load_network(self, name: str) -> tuple[Any, str]:
+        from iqa.features.clip import load_clip
+
+        return load_clip(name, self.weights, device=self.device)
+
+    def features(self, batch: Any) -> np.ndarray:
+        """L2-normalised embeddings (``N×dims`` float32 NumPy) of a preprocessed batch."""
+        import torch
+
+        model = self.model
+        with torch.inference_mode():
+            emb = model(batch.to(self.device))
+            return (emb / emb.norm(dim=-1, keepdim=True)).float().cpu().numpy()
+
+    def _decoded(self, u8: np.ndarray) -> np.ndarray:
+        return crop_resize_pil(u8, self.size)  # on the decoding threads (Pillow releases the GIL)
+
+    def _to_input(self, decoded: np.ndarray) -> Any:
+        return preprocess_clip(decoded, self.size, resized=True)
+
+    def _prepare(self, chunk: Any, data_range: float) -> Any:
+        return preprocess_clip(chunk.cpu(), self.size, data_range)
 
 
 def make_features(
@@ -528,4 +594,5 @@ def make_features(
                                  device=device, batch_size=batch_size, workers=workers, fast=fast)
     if dims is not None:
         check_choice(None, "dims", dims, spec.dims)
-    return DinoV2Features(extractor, mode=mode, weights=weights, device=device, batch_size=batch_size, workers=workers)
+    cls = ClipFeatures if extractor.startswith("clip-") else DinoV2Features
+    return cls(extractor, mode=mode, weights=weights, device=device, batch_size=batch_size, workers=workers)

@@ -15,6 +15,14 @@ bilinear resize to 224, ``(x − 255·mean)/(255·std)``. ``"edm2"``: EDM2's det
 images in [0, 255] resized by ``F.interpolate(bicubic, antialias=True)`` with no rounding to
 8 bits, then ÷255, ``− mean``, ``÷ std``.
 
+CLIP's mode (:mod:`iqa.features.clip`), the CMMD authors' steps (google-research ``cmmd/io_util.py``
+and ``embedding.py``): ``"cmmd"``: centre crop of the 8-bit image to a square of its shorter
+side (offsets ``(w − l)//2``, ``(h − l)//2``: floor), PIL bicubic resize to the network's
+resolution (336 for ViT-L/14@336px; antialiased when shrinking), ÷255 and ``(x − mean)/std``
+with CLIP's mean and std, in float32. (OpenAI's ``clip.load`` preprocessing resizes the
+shorter side first and crops after, with torchvision's rounded offsets: see
+docs/conventions.md.)
+
 Before any mode, a file is decoded to 8-bit RGB by the image layer: gray replicated, the
 alpha policy applied, 16-bit reduced by round(x/257).
 """
@@ -33,6 +41,11 @@ from iqa.io import prepare_image, read_image, to_rgb, to_uint8
 from iqa.options import check_choice
 
 __all__ = [
+    "CLIP_MEAN",
+    "CLIP_MODES",
+    "CLIP_STD",
+    "crop_resize_pil",
+    "preprocess_clip",
     "DINOV2_MODES",
     "DINOV2_SIZE",
     "IMAGENET_MEAN",
@@ -59,6 +72,14 @@ DINOV2_MODES = ("dgm-eval", "tf", "edm2")
 #: ImageNet's channel mean and standard deviation (torchvision's, DINOv2's).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: CLIP's preprocessing modes; the first is the default.
+CLIP_MODES = ("cmmd",)
+
+#: CLIP's channel mean and standard deviation (openai/CLIP ``_transform``; scenic's
+#: ``IMAGE_MEAN``/``IMAGE_STD``, which the CMMD authors use).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 
@@ -240,4 +261,54 @@ def preprocess_dinov2(pixels: Any, mode: str, data_range: float = 255.0, *, resi
     else:  # EDM2: torch bicubic with antialias on float images
         x = F.interpolate(x.to(torch.float32), size=(DINOV2_SIZE, DINOV2_SIZE), mode="bicubic", antialias=True)
         out = (x / 255 - mean) / std
+    return out[0] if single else out
+
+
+def crop_resize_pil(u8: np.ndarray, size: int) -> np.ndarray:
+    """The CMMD authors' ``_center_crop_and_resize``: the centred square of side
+    ``l = min(w, h)`` at offsets ``((w − l)//2, (h − l)//2)``, then PIL's bicubic resize of
+    the 8-bit RGB image to ``size×size``; still 8-bit."""
+    from PIL import Image
+
+    h, w = u8.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = np.ascontiguousarray(u8[top : top + side, left : left + side])
+    return np.asarray(Image.fromarray(square, mode="RGB").resize((size, size), Image.BICUBIC))
+
+
+def preprocess_clip(pixels: Any, size: int, data_range: float = 255.0, *, resized: bool = False) -> Any:
+    """Crop, resize and normalise RGB images for a CLIP image tower (mode ``"cmmd"``).
+
+    Args:
+        pixels: a uint8 NumPy ``H×W×3`` image, or a torch ``N×3×H×W`` tensor (uint8, or float
+            with peak value ``data_range``).
+        size: the network's input resolution (336 for ViT-L/14@336px, 224 otherwise).
+        data_range: the peak value of float tensors.
+        resized: ``pixels`` (a NumPy image) was already cropped and resized by
+            :func:`crop_resize_pil` (on a decoding thread).
+
+    Returns:
+        A float32 tensor ``N×3×size×size`` (``3×size×size`` for a NumPy image).
+
+    The mode is defined on 8-bit images (the authors read files with PIL): float tensors are
+    rounded to 8 bits first.
+    """
+    import torch
+
+    single = isinstance(pixels, np.ndarray)
+    if single:
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+            raise ShapeError(f"expected a uint8 H×W×3 image, got {pixels.dtype} {pixels.shape}")
+        u8 = pixels if resized else crop_resize_pil(pixels, size)
+        x = torch.from_numpy(np.array(u8)).permute(2, 0, 1)[None]
+    else:
+        if pixels.ndim != 4 or pixels.shape[1] != 3:
+            raise ShapeError(f"expected an N×3×H×W tensor, got shape {tuple(pixels.shape)}")
+        peak = 255.0 if pixels.dtype == torch.uint8 else float(data_range)
+        u8 = _to_uint8_tensor(pixels, peak).permute(0, 2, 3, 1).cpu().numpy()
+        x = torch.from_numpy(np.stack([crop_resize_pil(a, size) for a in u8])).permute(0, 3, 1, 2)
+    mean = torch.tensor(CLIP_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, dtype=torch.float32).view(1, 3, 1, 1)
+    out = (x.to(torch.float32) / 255 - mean) / std  # the authors: x / 255.0, then (x − mean) / std
     return out[0] if single else out

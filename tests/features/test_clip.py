@@ -1,0 +1,199 @@
+"""The CLIP extractors: OpenAI's files (TorchScript archives in float16) are read without
+running their code and give open_clip's embeddings; the real ViT-L/14@336px layout loads;
+the ``cmmd`` preprocessing is the CMMD authors' (centre crop, PIL bicubic, CLIP mean/std).
+
+Weights are generated in OpenAI's layout (``clip_weights``): a small tower with
+ViT-L/14@336px's interface, loaded through the same code as the real files. Tolerance for
+embeddings: 1e-5 of the largest value (float32 round-off through two layers is ~1e-7 here).
+Each deliberately wrong detail (no crop, OpenAI's resize-then-crop order, a bilinear resize,
+no L2 normalisation) moves the embeddings by more than 1e-3: two orders above the tolerance.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import clip_weights as cw  # tests/ is on sys.path
+import dinov2_weights as dw
+import fid_weights as fw
+from iqa.errors import WeightsError
+from iqa.features.clip import ARCHS, ClipVisual, arch_of, build_from_state_dict, load_clip, visual_state
+from iqa.features.pipeline import make_features
+from iqa.features.preprocess import CLIP_MEAN, CLIP_STD, crop_resize_pil, preprocess_clip
+from iqa.weights import read_torchscript_tensors
+
+TOL = 1e-5
+SIZE = cw.SMALL.resolution
+
+
+def _rel(a, b) -> float:
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def _images(n: int = 3, h: int = 50, w: int = 70, seed: int = 5) -> list[np.ndarray]:
+    """Non-square uint8 images whose sides differ by an even and an odd amount (the crop offset
+    rounds), with content everywhere so that a crop or resize detail matters."""
+    sq = fw.synthetic_images(n, max(h, w), seed, "stripes")
+    out = [sq[i, :h, :w] for i in range(n - 1)]
+    out.append(sq[-1, : w - 1, : h])  # portrait, odd difference
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """open_clip's CLIP built from the tensors the archive holds."""
+    pytest.importorskip("open_clip")
+    return cw.open_clip_model(cw.make_state_dict())
+
+
+def _authors_preprocess(u8: np.ndarray, size: int) -> torch.Tensor:
+    """google-research cmmd's io_util._center_crop_and_resize and the normalisation of
+    embedding._clip_preprocess (scenic's normalize_image), step by step on a PIL image."""
+    im = Image.fromarray(u8)
+    w, h = im.size
+    side = min(w, h)
+    top, left = (h - side) // 2, (w - side) // 2
+    im = im.crop((left, top, left + side, top + side)).resize((size, size), resample=Image.BICUBIC)
+    x = np.asarray(im).astype(np.float32) / 255.0
+    x = (x - np.asarray(CLIP_MEAN, np.float32)) / np.asarray(CLIP_STD, np.float32)
+    return torch.from_numpy(x).permute(2, 0, 1)
+
+
+def test_archive_tensors_are_torch_jit_loads_without_running_it(clip_archive):
+    """The tensors read from the TorchScript archive are exactly those torch.jit.load gives
+    (which runs the archive's code: acceptable here, on a file this test made)."""
+    ours = read_torchscript_tensors(clip_archive)
+    with pytest.warns(FutureWarning):  # torch.jit is deprecated
+        theirs = torch.jit.load(str(clip_archive), map_location="cpu").state_dict()
+    assert set(ours) == set(theirs)
+    for k, v in theirs.items():
+        assert ours[k].dtype == torch.float16 == v.dtype and torch.equal(ours[k], v), k
+
+
+def test_archive_naming_other_code_is_refused_and_not_run(tmp_path, capsys):
+    class Boom:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    path = tmp_path / "evil.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("evil/data.pkl", pickle.dumps({"x": Boom()}, protocol=2))
+        z.writestr("evil/constants.pkl", pickle.dumps((), protocol=2))
+        z.writestr("evil/code/__torch__.py", "")
+    with pytest.raises(WeightsError, match=r"names __builtin__\.print, which iqa does not load"):
+        load_clip("vitl14-336", path)
+    assert "never run" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("source", ["torchscript", "state_dict"])
+def test_embeddings_match_open_clip(source, clip_archive, tmp_path, reference):
+    """Our tower from OpenAI's file formats against open_clip's ``encode_image`` on the
+    same normalised input, 1e-5 relative."""
+    path = clip_archive if source == "torchscript" else cw.state_dict_file(tmp_path)
+    model, sha = load_clip("vitl14-336", path)
+    assert len(sha) == 64 and all(p.dtype == torch.float32 for p in model.parameters())
+    x = torch.stack([preprocess_clip(u8, SIZE) for u8 in _images()])
+    with torch.inference_mode():
+        got, want = model(x), reference.encode_image(x)
+    assert _rel(got, want) < TOL
+    spread = float((want[0] - want[1]).abs().max() / want.abs().max())
+    assert spread > 1e-2  # embeddings differ between images far above the tolerance
+
+
+def test_extractor_features_are_open_clips_normalised_embeddings(clip_archive, reference):
+    ext = make_features("clip-vitl14-336", weights=clip_archive, workers=0)
+    images = _images()
+    x = torch.stack([_authors_preprocess(u8, SIZE) for u8 in images])
+    with torch.inference_mode():
+        want = reference.encode_image(x, normalize=True).numpy()
+    batch = torch.from_numpy(np.stack([crop_resize_pil(u8, SIZE) for u8 in images])).permute(0, 3, 1, 2)
+    got = ext.features(ext._prepare(batch, 255.0))
+    assert got.shape == (3, 768) and _rel(got, want) < TOL
+    assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-6)
+    # Wrong detail: the projected CLS token without the L2 normalisation.
+    with torch.inference_mode():
+        raw = reference.encode_image(x).numpy()
+    assert _rel(raw, want) > 1e-1
+
+
+def test_preprocessing_is_the_cmmd_authors(reference):
+    """preprocess_clip on uint8 images (NumPy and torch) equals the authors' steps exactly."""
+    images = _images()
+    want = torch.stack([_authors_preprocess(u8, SIZE) for u8 in images])
+    got_np = torch.stack([preprocess_clip(u8, SIZE) for u8 in images])
+    assert torch.equal(got_np, want)
+    # A float tensor in [0, 1] is rounded to 8 bits first: the same input.
+    t = torch.from_numpy(images[0]).permute(2, 0, 1)[None].double() / 255
+    assert torch.equal(preprocess_clip(t, SIZE, 1.0), want[:1])
+
+
+@pytest.mark.parametrize("wrong", ["no crop", "resize then crop (OpenAI's order)", "bilinear"])
+def test_each_preprocessing_detail_matters(wrong, reference):
+    images = _images()
+    good = torch.stack([_authors_preprocess(u8, SIZE) for u8 in images])
+
+    def bad(u8):
+        im = Image.fromarray(u8)
+        w, h = im.size
+        if wrong == "no crop":
+            im = im.resize((SIZE, SIZE), Image.BICUBIC)
+        elif wrong == "bilinear":
+            side = min(w, h)
+            top, left = (h - side) // 2, (w - side) // 2
+            im = im.crop((left, top, left + side, top + side)).resize((SIZE, SIZE), Image.BILINEAR)
+        else:  # torchvision Resize(336) (shorter side) then CenterCrop(336)
+            scale = SIZE / min(w, h)
+            im = im.resize((max(SIZE, int(w * scale)), max(SIZE, int(h * scale))), Image.BICUBIC)
+            w2, h2 = im.size
+            top, left = int(round((h2 - SIZE) / 2.0)), int(round((w2 - SIZE) / 2.0))
+            im = im.crop((left, top, left + SIZE, top + SIZE))
+        x = np.asarray(im).astype(np.float32) / 255.0
+        x = (x - np.asarray(CLIP_MEAN, np.float32)) / np.asarray(CLIP_STD, np.float32)
+        return torch.from_numpy(x).permute(2, 0, 1)
+
+    x_bad = torch.stack([bad(u8) for u8 in images])
+    with torch.inference_mode():
+        want = reference.encode_image(good, normalize=True)
+        moved = reference.encode_image(x_bad, normalize=True)
+    assert _rel(moved, want) > 100 * TOL, wrong
+
+
+@pytest.mark.parametrize("name", list(ARCHS))
+def test_real_layouts_match_open_clip_on_the_meta_device(name):
+    """OpenAI's ViT-B/32, ViT-L/14 and ViT-L/14@336px image towers as open_clip builds them
+    (no weights, no forward): the same tensor names and shapes as ours, and the architecture
+    read back from them is the registry's."""
+    open_clip = pytest.importorskip("open_clip")
+    model_name = {"vitb32": "ViT-B-32", "vitl14": "ViT-L-14", "vitl14-336": "ViT-L-14-336"}[name]
+    with torch.device("meta"):
+        theirs = open_clip.create_model(model_name, pretrained=None, device="meta").visual.state_dict()
+        ours = ClipVisual(ARCHS[name]).state_dict()
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in theirs.items()}
+    assert arch_of(theirs) == ARCHS[name]
+    if name == "vitl14-336":
+        assert tuple(theirs["proj"].shape) == (1024, 768) and tuple(theirs["positional_embedding"].shape) == (577, 1024)
+
+
+def test_a_file_of_another_interface_or_network_is_refused(clip_archive, tmp_path):
+    with pytest.raises(WeightsError, match=r"patch 14, 336 px input and 768-d output; clip-vitb32 has patch 32"):
+        load_clip("vitb32", clip_archive)
+    with pytest.raises(WeightsError, match="not a CLIP ViT checkpoint"):
+        load_clip("vitl14-336", dw.weights_file(tmp_path, dw.SMALL))
+
+
+def test_text_tower_tensors_are_ignored_and_visual_prefix_optional():
+    state = cw.make_state_dict()
+    full = build_from_state_dict(state)
+    tower = build_from_state_dict(visual_state(state))
+    x = torch.stack([preprocess_clip(u8, SIZE) for u8 in _images(2)])
+    with torch.inference_mode():
+        assert torch.equal(full(x), tower(x))
+    assert arch_of(visual_state(state)) == cw.SMALL
