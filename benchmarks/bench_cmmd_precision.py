@@ -1,0 +1,69 @@
+"""CMMD in float32 (the authors' formula as written) against iqa's float64 blocks.
+
+google-research ``cmmd/distance.py`` computes ``1000 · (mean Kxx + mean Kyy − 2 mean Kxy)``
+in float32 (JAX's default). This script evaluates the same expression, term for term, in
+NumPy float32 (pairwise summation in ``np.mean``) and torch float32 on synthetic unit
+vectors shaped like CLIP ViT-L/14@336px embeddings (768-d, mean pairwise cosine ~0.5), and
+prints the difference to :func:`iqa.cmmd_features` (float64). JAX is not needed: the
+differences come from rounding means of values within 2 % of 1 to float32, which any float32
+reduction does; their size and sign depend on the summation order.
+
+Usage: ``python benchmarks/bench_cmmd_precision.py [--sizes 1000,5000] [--dims 768]``
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+
+def authors_float32_numpy(x: np.ndarray, y: np.ndarray) -> float:
+    g = np.float32(1 / 200)
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    xs, ys = np.diag(x @ x.T), np.diag(y @ y.T)
+    kxx = np.mean(np.exp(-g * (-2 * (x @ x.T) + xs[:, None] + xs[None, :])))
+    kxy = np.mean(np.exp(-g * (-2 * (x @ y.T) + xs[:, None] + ys[None, :])))
+    kyy = np.mean(np.exp(-g * (-2 * (y @ y.T) + ys[:, None] + ys[None, :])))
+    return float(1000 * (kxx + kyy - 2 * kxy))
+
+
+def authors_float32_torch(x: np.ndarray, y: np.ndarray) -> float:
+    import torch
+
+    a, b = torch.from_numpy(x).float(), torch.from_numpy(y).float()
+    sa, sb = (a @ a.T).diag(), (b @ b.T).diag()
+
+    def k(p, q, sp, sq):
+        return torch.exp(-(1 / 200) * (-2 * (p @ q.T) + sp[:, None] + sq[None, :])).mean()
+
+    return float(1000 * (k(a, a, sa, sa) + k(b, b, sb, sb) - 2 * k(a, b, sa, sb)))
+
+
+def main() -> None:
+    from iqa import cmmd_features
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1000,5000")
+    parser.add_argument("--dims", type=int, default=768)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    centre = rng.normal(size=args.dims)
+    for n in map(int, args.sizes.split(",")):
+        for shift in (0.2, 1.0):
+            def embed(seed: int, sh: float) -> np.ndarray:
+                r = np.random.default_rng(seed)
+                x = centre + r.normal(size=(n, args.dims)) + sh * r.normal(size=args.dims)
+                return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+            x, y = embed(1, 0.0), embed(2, shift)
+            ref = cmmd_features(x, y)
+            row = f"n = m = {n:6d}: float64 {ref:.6f}"
+            for name, f in (("numpy f32", authors_float32_numpy), ("torch f32", authors_float32_torch)):
+                v = f(x, y)
+                row += f" | {name} {v:.6f} ({v - ref:+.1e}, rel {(v - ref) / ref:+.1e})"
+            print(row)
+
+
+if __name__ == "__main__":
+    main()
