@@ -183,23 +183,23 @@ def _format_option(text_help: str) -> click.Option:
 _ALLOW = click.Option(["--allow-mismatch"], is_flag=True, help="Compare statistics made with different modes or weights.")
 
 
-def _fid(**kw: Any) -> None:
-    from iqa.distribution.frechet import distance
-
+def _one_value(name: str, cls: Any, kw: dict[str, Any], keep_features: bool,
+               compute: Callable[[Any, Any, Any], float], extra: Callable[[Any], dict[str, Any]]) -> None:
+    """A set metric with one value (FID, CMMD): compute, print text or JSON, exit status."""
     sources = (kw["source1"], kw["source2"])
-    options, ext = _setup(FIDOptions, kw, sources)
+    options, ext = _setup(cls, kw, sources)
     with _warnings_to_stderr():
-        stats = [_statistics(ext, s, kw, keep_features=False) for s in sources]
-        value = distance(stats[0], stats[1], route=options.route, allow_mismatch=kw["allow_mismatch"])
+        stats = [_statistics(ext, s, kw, keep_features=keep_features) for s in sources]
+        value = compute(stats[0], stats[1], options)
     skipped = _report_skipped(stats)
     if _is_main_rank():
         if kw["fmt"] == "text":
             click.echo(repr(value))
         else:
             doc = {
-                "metric": "fid",
+                "metric": name,
                 "value": json_number(value),
-                "route": options.route,
+                **extra(options),
                 "options": options.provenance(),
                 "inputs": _inputs(sources, stats),
                 "allow_mismatch": kw["allow_mismatch"],
@@ -207,6 +207,14 @@ def _fid(**kw: Any) -> None:
             }
             click.echo(json.dumps(doc, indent=2, allow_nan=False))
     _finish(skipped)
+
+
+def _fid(**kw: Any) -> None:
+    from iqa.distribution.frechet import distance
+
+    _one_value("fid", FIDOptions, kw, False,
+               lambda a, b, o: distance(a, b, route=o.route, allow_mismatch=kw["allow_mismatch"]),
+               lambda o: {"route": o.route})
 
 
 def _kid(**kw: Any) -> None:
@@ -243,26 +251,8 @@ def _kid(**kw: Any) -> None:
 def _cmmd(**kw: Any) -> None:
     from iqa.set_metrics import cmmd_of
 
-    sources = (kw["source1"], kw["source2"])
-    options, ext = _setup(CMMDOptions, kw, sources)
-    with _warnings_to_stderr():
-        stats = [_statistics(ext, s, kw, keep_features=True) for s in sources]
-        value = cmmd_of(stats[0], stats[1], options, allow_mismatch=kw["allow_mismatch"])
-    skipped = _report_skipped(stats)
-    if _is_main_rank():
-        if kw["fmt"] == "text":
-            click.echo(repr(value))
-        else:
-            doc = {
-                "metric": "cmmd",
-                "value": json_number(value),
-                "options": options.provenance(),
-                "inputs": _inputs(sources, stats),
-                "allow_mismatch": kw["allow_mismatch"],
-                "iqa_version": __version__,
-            }
-            click.echo(json.dumps(doc, indent=2, allow_nan=False))
-    _finish(skipped)
+    _one_value("cmmd", CMMDOptions, kw, True,
+               lambda a, b, o: cmmd_of(a, b, o, allow_mismatch=kw["allow_mismatch"]), lambda o: {})
 
 
 def _source_files(source: str) -> Iterator[str]:

@@ -229,6 +229,15 @@ def make_extractor(
     )
 
 
+def _statistics_pair(options: FeatureOptions, source1: Any, source2: Any, *, keep_features: bool, weights: Any,
+                     device: str | None, batch_size: int, workers: int | None, data_range: float | None, alpha: str,
+                     strict: bool) -> tuple[FIDStatistics, FIDStatistics]:
+    """The statistics of two sources in the feature space of ``options`` (one extractor)."""
+    ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
+    return tuple(ext.statistics(s, data_range=data_range, alpha=alpha, strict=strict, keep_features=keep_features)
+                 for s in (source1, source2))  # type: ignore[return-value]
+
+
 def kid_of(s1: FIDStatistics, s2: FIDStatistics, options: KIDOptions, *, allow_mismatch: bool = False) -> KIDResult:
     """KID between two statistics that kept their features."""
     check_compatible(s1, s2, allow_mismatch=allow_mismatch)
@@ -351,9 +360,9 @@ def fid(
     lists only the top folder's files with lower-case extensions).
     """
     options = FIDOptions(extractor=extractor, dims=dims, mode=mode, route=route, fast=fast)
-    ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
-    s1 = ext.statistics(source1, data_range=data_range, alpha=alpha, strict=strict)
-    s2 = ext.statistics(source2, data_range=data_range, alpha=alpha, strict=strict)
+    s1, s2 = _statistics_pair(options, source1, source2, keep_features=False, weights=weights, device=device,
+                              batch_size=batch_size, workers=workers, data_range=data_range, alpha=alpha,
+                              strict=strict)
     return distance(s1, s2, route=options.route, allow_mismatch=allow_mismatch)
 
 
@@ -391,9 +400,9 @@ def kid(
     """
     options = KIDOptions(extractor=extractor, dims=dims, mode=mode, subsets=subsets, subset_size=subset_size,
                          seed=seed, fast=fast)
-    ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
-    s1 = ext.statistics(source1, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
-    s2 = ext.statistics(source2, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
+    s1, s2 = _statistics_pair(options, source1, source2, keep_features=True, weights=weights, device=device,
+                              batch_size=batch_size, workers=workers, data_range=data_range, alpha=alpha,
+                              strict=strict)
     r = kid_of(s1, s2, options, allow_mismatch=allow_mismatch)
     return r.mean, r.std
 
@@ -429,9 +438,9 @@ def fd(
     Matches: dgm-eval's FD (its ``fd.py``) on the same features; pytorch-fid's Fréchet function.
     """
     options = FDOptions(extractor=extractor, dims=dims, mode=mode, route=route, fast=fast)
-    ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
-    s1 = ext.statistics(source1, data_range=data_range, alpha=alpha, strict=strict)
-    s2 = ext.statistics(source2, data_range=data_range, alpha=alpha, strict=strict)
+    s1, s2 = _statistics_pair(options, source1, source2, keep_features=False, weights=weights, device=device,
+                              batch_size=batch_size, workers=workers, data_range=data_range, alpha=alpha,
+                              strict=strict)
     return distance(s1, s2, route=options.route, allow_mismatch=allow_mismatch)
 
 
@@ -491,9 +500,9 @@ def prdc(
     """
     options = PRDCOptions(extractor=extractor, dims=dims, mode=mode, nearest_k=nearest_k, inclusive=inclusive,
                           fast=fast)
-    ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
-    s1 = ext.statistics(real, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
-    s2 = ext.statistics(generated, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
+    s1, s2 = _statistics_pair(options, real, generated, keep_features=True, weights=weights, device=device,
+                              batch_size=batch_size, workers=workers, data_range=data_range, alpha=alpha,
+                              strict=strict)
     return prdc_of(s1, s2, options, allow_mismatch=allow_mismatch, device=device)
 
 
@@ -532,7 +541,7 @@ def cmmd(
     multiples of 32), in float64 instead of float32.
     """
     options = CMMDOptions(extractor=extractor, dims=dims, mode=mode, fast=fast)
-    ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
-    s1 = ext.statistics(real, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
-    s2 = ext.statistics(generated, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
+    s1, s2 = _statistics_pair(options, real, generated, keep_features=True, weights=weights, device=device,
+                              batch_size=batch_size, workers=workers, data_range=data_range, alpha=alpha,
+                              strict=strict)
     return cmmd_of(s1, s2, options, allow_mismatch=allow_mismatch)

@@ -57,6 +57,7 @@ __all__ = [
     "get_path",
     "hub_path",
     "load_state_dict",
+    "load_strict",
     "offline",
     "read_torchscript_tensors",
     "recorded_sha256",
@@ -629,6 +630,17 @@ def load_state_dict(name: str, *, path: str | os.PathLike | None = None) -> dict
             "it with torch.save(model.state_dict(), path)"
         )
     return state
+
+
+def load_strict(model: Any, state: dict[str, Any], label: str, network: str) -> Any:
+    """``model.load_state_dict(state, strict=True)`` in eval mode, or a one-line
+    :class:`WeightsError` naming the file (``label``) and the ``network`` it does not fit."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise WeightsError(f"{label}: does not load into a {network} ({' '.join(first[:2])[:300]})") from None
+    return model.eval()
 
 
 # --------------------------------------------------------------------------------------

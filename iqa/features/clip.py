@@ -182,12 +182,9 @@ def build_from_state_dict(state: dict[str, Any], label: str = "checkpoint") -> C
     arch = arch_of(visual, label)
     model = ClipVisual(arch)
     visual = {k: v.to(torch.float32) for k, v in visual.items()}  # clip.load on the CPU: model.float()
-    try:
-        model.load_state_dict(visual, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise WeightsError(f"{label}: does not load into a CLIP ViT ({' '.join(first[:2])[:300]})") from None
-    return model.eval()
+    from iqa.weights import load_strict
+
+    return load_strict(model, visual, label, "CLIP ViT")
 
 
 def load_clip(name: str, path: str | os.PathLike | None = None, *, device: Any = "cpu") -> tuple[ClipVisual, str]:

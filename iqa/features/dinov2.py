@@ -220,13 +220,9 @@ def arch_of(state: dict[str, Any], label: str = "checkpoint") -> Arch:
 
 def build_from_state_dict(state: dict[str, Any], label: str = "checkpoint") -> DinoV2:
     """A :class:`DinoV2` with the architecture of ``state``, loaded from it (``strict=True``)."""
-    model = DinoV2(arch_of(state, label))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise WeightsError(f"{label}: does not load into a DINOv2 ViT ({' '.join(first[:2])[:300]})") from None
-    return model.eval()
+    from iqa.weights import load_strict
+
+    return load_strict(DinoV2(arch_of(state, label)), state, label, "DINOv2 ViT")
 
 
 def load_dinov2(
