@@ -1,4 +1,4 @@
-"""CMMD in float32 (the authors' formula as written) against iqa's float64 blocks.
+"""CMMD: float32 (the authors' formula as written) against iqa's float64, and CLIP's speed.
 
 google-research ``cmmd/distance.py`` computes ``1000 · (mean Kxx + mean Kyy − 2 mean Kxy)``
 in float32 (JAX's default). This script evaluates the same expression, term for term, in
@@ -8,7 +8,11 @@ prints the difference to :func:`iqa.cmmd_features` (float64). JAX is not needed:
 differences come from rounding means of values within 2 % of 1 to float32, which any float32
 reduction does; their size and sign depend on the summation order.
 
-Usage: ``python benchmarks/bench_cmmd_precision.py [--sizes 1000,5000] [--dims 768]``
+With ``--speed``, also the forward speed of the CLIP image towers of the real sizes
+(ViT-L/14@336px and ViT-L/14 at 224 px, randomly initialised: speed does not depend on the
+values), batch 4, on the CPU.
+
+Usage: ``python benchmarks/bench_cmmd.py [--sizes 1000,5000] [--dims 768] [--speed]``
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,5000")
     parser.add_argument("--dims", type=int, default=768)
+    parser.add_argument("--speed", action="store_true", help="also time the real-size CLIP towers")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     centre = rng.normal(size=args.dims)
@@ -63,6 +68,31 @@ def main() -> None:
                 v = f(x, y)
                 row += f" | {name} {v:.6f} ({v - ref:+.1e}, rel {(v - ref) / ref:+.1e})"
             print(row)
+    if args.speed:
+        speed()
+
+
+def speed() -> None:
+    import os
+    import time
+
+    import torch
+
+    from iqa.features.clip import ARCHS, ClipVisual
+
+    torch.manual_seed(0)
+    for name in ("vitl14", "vitl14-336"):
+        model = ClipVisual(ARCHS[name]).eval()
+        r = ARCHS[name].resolution
+        x = torch.randn(4, 3, r, r)
+        with torch.inference_mode():
+            model(x[:1])  # warm-up
+            t = time.perf_counter()
+            model(x)
+            dt = time.perf_counter() - t
+        print(f"clip-{name}: {4 / dt:.2f} images/s (batch 4, {torch.get_num_threads()} threads, "
+              f"load average {os.getloadavg()[0]:.1f})")
+        del model
 
 
 if __name__ == "__main__":
