@@ -61,12 +61,13 @@ class FeatureOptions(Options):
     extractor: str = option("inception", "Feature space: " + "; ".join(f"{n}: {e.summary}" for n, e in EXTRACTORS.items()),
                             choices=tuple(EXTRACTORS))
     dims: int | None = option(None, "Feature dimension [default: the extractor's]: inception 2048 is pool3 (FID's), "
-                              "64/192/768 are earlier blocks; a DINOv2 has only its width.",
+                              "64/192/768 are earlier blocks; a DINOv2 or CLIP has only its own.",
                               choices=_ALL_DIMS)
     mode: str | None = option(None, "Preprocessing [default: the extractor's first]: inception: pytorch-fid "
                               "(bilinear, 2x-1), clean (clean-fid's PIL bicubic), tf (TF1 bilinear, "
                               "torch-fidelity's); dinov2-*: dgm-eval (PIL bicubic), tf (torch-fidelity's), "
-                              "edm2 (torch bicubic, antialiased); clip-*: cmmd (centre crop, PIL bicubic).",
+                              "edm2 (torch bicubic, antialiased); clip-*: cmmd (centre crop, then PIL bicubic: the CMMD "
+                              "authors'), openai (PIL bicubic of the shorter side, then centre crop: clip.load's).",
                               choices=_ALL_MODES)
     fast: bool = option(False, _FAST_HELP)
 

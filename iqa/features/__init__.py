@@ -70,7 +70,7 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
     **{
         f"clip-{arch}": ExtractorSpec(
             name=f"clip-{arch}",
-            modes=("cmmd",),
+            modes=("cmmd", "openai"),
             dims=(output,),
             default_dims=output,
             weights=(f"clip-{arch}",),

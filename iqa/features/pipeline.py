@@ -23,7 +23,7 @@ from iqa.distribution.statistics import FIDStatistics
 from iqa.errors import IQAError, ImageLoadError, RangeError, ShapeError, SkippedFilesWarning
 from iqa.features import EXTRACTORS
 from iqa.features.preprocess import (
-    crop_resize_pil,
+    clip_geometry,
     file_to_uint8,
     preprocess,
     preprocess_clip,
@@ -534,7 +534,8 @@ class ClipFeatures(_ViTFeatures):
 
     Args:
         extractor: ``"clip-vitl14-336"`` (default), ``"clip-vitl14"`` or ``"clip-vitb32"``.
-        mode: ``"cmmd"`` (the CMMD authors' centre crop, PIL bicubic resize, CLIP mean/std).
+        mode: ``"cmmd"`` (the CMMD authors': centre crop, then PIL bicubic resize; CLIP
+            mean/std) or ``"openai"`` (``clip.load``'s: resize the shorter side, then crop).
         weights: OpenAI's ``.pt`` file or a state dict in its layout; default: the registry's.
         device, batch_size, workers: as :class:`InceptionFeatures`.
 
@@ -564,13 +565,13 @@ class ClipFeatures(_ViTFeatures):
             return (emb / emb.norm(dim=-1, keepdim=True)).float().cpu().numpy()
 
     def _decoded(self, u8: np.ndarray) -> np.ndarray:
-        return crop_resize_pil(u8, self.size)  # on the decoding threads (Pillow releases the GIL)
+        return clip_geometry(u8, self.size, self.mode)  # on the decoding threads (Pillow releases the GIL)
 
     def _to_input(self, decoded: np.ndarray) -> Any:
-        return preprocess_clip(decoded, self.size, resized=True)
+        return preprocess_clip(decoded, self.size, mode=self.mode, resized=True)
 
     def _prepare(self, chunk: Any, data_range: float) -> Any:
-        return preprocess_clip(chunk.cpu(), self.size, data_range)
+        return preprocess_clip(chunk.cpu(), self.size, data_range, mode=self.mode)
 
 
 def make_features(

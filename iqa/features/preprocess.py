@@ -20,8 +20,10 @@ and ``embedding.py``): ``"cmmd"``: centre crop of the 8-bit image to a square of
 side (offsets ``(w − l)//2``, ``(h − l)//2``: floor), PIL bicubic resize to the network's
 resolution (336 for ViT-L/14@336px; antialiased when shrinking), ÷255 and ``(x − mean)/std``
 with CLIP's mean and std, in float32. (OpenAI's ``clip.load`` preprocessing resizes the
-shorter side first and crops after, with torchvision's rounded offsets: see
-docs/conventions.md.)
+shorter side first and crops after, with torchvision's rounded offsets: that is mode
+``"openai"``, the preprocessing ``clip.load`` returns: torchvision ``Resize(size, BICUBIC)`` of
+the shorter side on the PIL image, ``CenterCrop(size)`` at ``round((h − size)/2)``, ``ToTensor``,
+``Normalize``; see docs/conventions.md.)
 
 Before any mode, a file is decoded to 8-bit RGB by the image layer: gray replicated, the
 alpha policy applied, 16-bit reduced by round(x/257).
@@ -44,7 +46,9 @@ __all__ = [
     "CLIP_MEAN",
     "CLIP_MODES",
     "CLIP_STD",
+    "clip_geometry",
     "crop_resize_pil",
+    "resize_crop_pil",
     "preprocess_clip",
     "DINOV2_MODES",
     "DINOV2_SIZE",
@@ -74,7 +78,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: CLIP's preprocessing modes; the first is the default.
-CLIP_MODES = ("cmmd",)
+CLIP_MODES = ("cmmd", "openai")
 
 #: CLIP's channel mean and standard deviation (openai/CLIP ``_transform``; scenic's
 #: ``IMAGE_MEAN``/``IMAGE_STD``, which the CMMD authors use).
@@ -277,37 +281,65 @@ def crop_resize_pil(u8: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(square, mode="RGB").resize((size, size), Image.BICUBIC))
 
 
-def preprocess_clip(pixels: Any, size: int, data_range: float = 255.0, *, resized: bool = False) -> Any:
-    """Crop, resize and normalise RGB images for a CLIP image tower (mode ``"cmmd"``).
+def resize_crop_pil(u8: np.ndarray, size: int) -> np.ndarray:
+    """OpenAI's ``clip.load`` preprocessing before ``ToTensor``: torchvision's ``Resize(size,
+    BICUBIC)`` of a PIL image (shorter side to ``size``, longer to ``int(size·long/short)``,
+    PIL bicubic) then ``CenterCrop(size)`` at ``int(round((h − size)/2))``; still 8-bit."""
+    from PIL import Image
+
+    h, w = u8.shape[:2]
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = size, int(size * long / short)
+    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    im = Image.fromarray(np.ascontiguousarray(u8), mode="RGB").resize((new_w, new_h), Image.BICUBIC)
+    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+    return np.asarray(im.crop((left, top, left + size, top + size)))
+
+
+#: Each CLIP mode's 8-bit crop and resize.
+_CLIP_GEOMETRY = {"cmmd": crop_resize_pil, "openai": resize_crop_pil}
+
+
+def clip_geometry(u8: np.ndarray, size: int, mode: str = "cmmd") -> np.ndarray:
+    """The 8-bit crop and resize of CLIP's ``mode`` (:func:`crop_resize_pil` or :func:`resize_crop_pil`)."""
+    check_choice(None, "mode", mode, CLIP_MODES)
+    return _CLIP_GEOMETRY[mode](u8, size)
+
+
+def preprocess_clip(pixels: Any, size: int, data_range: float = 255.0, *, mode: str = "cmmd",
+                    resized: bool = False) -> Any:
+    """Crop, resize and normalise RGB images for a CLIP image tower as ``mode`` prescribes.
 
     Args:
         pixels: a uint8 NumPy ``H×W×3`` image, or a torch ``N×3×H×W`` tensor (uint8, or float
             with peak value ``data_range``).
         size: the network's input resolution (336 for ViT-L/14@336px, 224 otherwise).
         data_range: the peak value of float tensors.
+        mode: ``"cmmd"`` (crop, then resize: the CMMD authors') or ``"openai"`` (resize the
+            shorter side, then crop: ``clip.load``'s).
         resized: ``pixels`` (a NumPy image) was already cropped and resized by
-            :func:`crop_resize_pil` (on a decoding thread).
+            :func:`clip_geometry` (on a decoding thread).
 
     Returns:
         A float32 tensor ``N×3×size×size`` (``3×size×size`` for a NumPy image).
 
-    The mode is defined on 8-bit images (the authors read files with PIL): float tensors are
-    rounded to 8 bits first.
+    Both modes are defined on 8-bit PIL images: float tensors are rounded to 8 bits first.
     """
     import torch
 
+    check_choice(None, "mode", mode, CLIP_MODES)
     single = isinstance(pixels, np.ndarray)
     if single:
         if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
             raise ShapeError(f"expected a uint8 H×W×3 image, got {pixels.dtype} {pixels.shape}")
-        u8 = pixels if resized else crop_resize_pil(pixels, size)
+        u8 = pixels if resized else clip_geometry(pixels, size, mode)
         x = torch.from_numpy(np.array(u8)).permute(2, 0, 1)[None]
     else:
         if pixels.ndim != 4 or pixels.shape[1] != 3:
             raise ShapeError(f"expected an N×3×H×W tensor, got shape {tuple(pixels.shape)}")
         peak = 255.0 if pixels.dtype == torch.uint8 else float(data_range)
         u8 = _to_uint8_tensor(pixels, peak).permute(0, 2, 3, 1).cpu().numpy()
-        x = torch.from_numpy(np.stack([crop_resize_pil(a, size) for a in u8])).permute(0, 3, 1, 2)
+        x = torch.from_numpy(np.stack([clip_geometry(a, size, mode) for a in u8])).permute(0, 3, 1, 2)
     mean = torch.tensor(CLIP_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD, dtype=torch.float32).view(1, 3, 1, 1)
     out = (x.to(torch.float32) / 255 - mean) / std  # the authors: x / 255.0, then (x − mean) / std

@@ -1,6 +1,7 @@
 """The CLIP extractors: OpenAI's files (TorchScript archives in float16) are read without
 running their code and give open_clip's embeddings; the real ViT-L/14@336px layout loads;
-the ``cmmd`` preprocessing is the CMMD authors' (centre crop, PIL bicubic, CLIP mean/std).
+the ``cmmd`` preprocessing is the CMMD authors' (centre crop, PIL bicubic, CLIP mean/std) and
+``openai`` is ``clip.load``'s (torchvision's resize of the shorter side, then centre crop).
 
 Weights are generated in OpenAI's layout (``clip_weights``): a small tower with
 ViT-L/14@336px's interface, loaded through the same code as the real files. Tolerance for
@@ -135,6 +136,24 @@ def test_preprocessing_is_the_cmmd_authors(reference):
     assert torch.equal(preprocess_clip(t, SIZE, 1.0), want[:1])
 
 
+def _openai_transform(size: int):
+    """openai/CLIP's ``_transform(n_px)`` (clip/clip.py), the preprocessing ``clip.load`` returns."""
+    from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Normalize, Resize, ToTensor
+
+    return Compose([Resize(size, interpolation=InterpolationMode.BICUBIC), CenterCrop(size),
+                    lambda im: im.convert("RGB"), ToTensor(), Normalize(CLIP_MEAN, CLIP_STD)])
+
+
+def test_openai_mode_is_clip_loads_transform():
+    """Mode ``openai`` against torchvision running OpenAI's transform on the PIL image, exactly."""
+    images = _images()
+    want = torch.stack([_openai_transform(SIZE)(Image.fromarray(u8)) for u8 in images])
+    got = torch.stack([preprocess_clip(u8, SIZE, mode="openai") for u8 in images])
+    assert torch.equal(got, want)
+    t = torch.from_numpy(np.stack([np.ascontiguousarray(u8[:50, :50]) for u8 in images])).permute(0, 3, 1, 2)
+    assert torch.equal(preprocess_clip(t, SIZE, mode="openai"), preprocess_clip(t, SIZE, mode="cmmd"))  # squares
+
+
 @pytest.mark.parametrize("wrong", ["no crop", "resize then crop (OpenAI's order)", "bilinear"])
 def test_each_preprocessing_detail_matters(wrong, reference):
     images = _images()
@@ -149,12 +168,8 @@ def test_each_preprocessing_detail_matters(wrong, reference):
             side = min(w, h)
             top, left = (h - side) // 2, (w - side) // 2
             im = im.crop((left, top, left + side, top + side)).resize((SIZE, SIZE), Image.BILINEAR)
-        else:  # torchvision Resize(336) (shorter side) then CenterCrop(336)
-            scale = SIZE / min(w, h)
-            im = im.resize((max(SIZE, int(w * scale)), max(SIZE, int(h * scale))), Image.BICUBIC)
-            w2, h2 = im.size
-            top, left = int(round((h2 - SIZE) / 2.0)), int(round((w2 - SIZE) / 2.0))
-            im = im.crop((left, top, left + SIZE, top + SIZE))
+        else:
+            return _openai_transform(SIZE)(im)
         x = np.asarray(im).astype(np.float32) / 255.0
         x = (x - np.asarray(CLIP_MEAN, np.float32)) / np.asarray(CLIP_STD, np.float32)
         return torch.from_numpy(x).permute(2, 0, 1)
