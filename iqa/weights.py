@@ -619,6 +619,11 @@ def load_state_dict(name: str, *, path: str | os.PathLike | None = None) -> dict
     except PermissionError:
         raise WeightsError(f"{p}: permission denied (cannot read the weights file: check its permissions)") from None
     except OSError as exc:
+        import zipfile
+
+        if zipfile.is_zipfile(p) is False and p.read_bytes()[:2] == b"PK":  # torch: EINVAL on a cut zip
+            raise WeightsError(f"{p}: cannot be loaded as a PyTorch state dict (a truncated or corrupt "
+                               f"archive); {saved}") from None
         raise WeightsError(f"{p}: cannot read the weights file ({exc.strerror or type(exc).__name__})") from None
     except Exception as exc:  # torch raises several types for a file it cannot read
         text = str(exc)
