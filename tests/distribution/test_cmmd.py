@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import clip_weights as cw  # tests/ is on sys.path
 import fid_weights as fw
@@ -143,3 +145,30 @@ def test_cli_cmmd_and_evaluate_match_open_clip_and_the_authors_formula(folders, 
 def test_cli_cmmd_refuses_a_non_clip_extractor(folders, clip_archive):
     res = CliRunner().invoke(main, ["cmmd", str(folders / "real"), str(folders / "gen"), "--extractor", "inception"])
     assert res.exit_code == 2 and "clip-vitl14-336" in res.output
+
+
+def test_tensors_and_arrays_give_the_folders_value(folders, clip_archive):
+    """The same images as uint8 tensors (N×3×H×W), float tensors in [0, 1] and NumPy batches
+    (N×H×W×3) go through the same preprocessing as the files: the same CMMD."""
+    from PIL import Image
+
+    sets = [np.stack([np.asarray(Image.open(f)) for f in sorted((folders / n).iterdir())]) for n in ("real", "gen")]
+    from_files = iqa.cmmd(folders / "real", folders / "gen", weights=clip_archive, workers=0)
+    u8 = [torch.from_numpy(a).permute(0, 3, 1, 2) for a in sets]
+    assert iqa.cmmd(*u8, weights=clip_archive) == pytest.approx(from_files, rel=1e-12)
+    assert iqa.cmmd(*[t.double() / 255 for t in u8], weights=clip_archive, data_range=1.0) == pytest.approx(
+        from_files, rel=1e-12)
+    assert iqa.cmmd(*sets, weights=clip_archive) == pytest.approx(from_files, rel=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 12), m=st.integers(1, 12), seed=st.integers(0, 2**16), scale=st.floats(0.01, 30))
+def test_properties_nonnegative_symmetric_order_free(n, m, seed, scale):
+    """A squared norm of a mean embedding difference: ≥ 0 (up to round-off), symmetric, and
+    independent of the order of the rows, for any scale of the features."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(scale=scale, size=(n, 8)), rng.normal(scale=scale, size=(m, 8)) + 0.1
+    v = cmmd_features(x, y)
+    assert v >= -1e-9
+    assert cmmd_features(y, x) == pytest.approx(v, rel=1e-9, abs=1e-12)
+    assert cmmd_features(x[::-1], y[rng.permutation(m)]) == pytest.approx(v, rel=1e-9, abs=1e-12)
