@@ -19,7 +19,7 @@ import click
 
 from iqa import __version__
 from iqa.options import ALPHA_POLICIES, ImageOptions
-from iqa.set_metrics import CMMDOptions, FDOptions, FIDOptions, KIDOptions, FeatureOptions, PRDCOptions
+from iqa.set_metrics import CMMDOptions, FDOptions, FIDOptions, ISOptions, KIDOptions, FeatureOptions, PRDCOptions
 
 from .options import (
     alias,
@@ -342,10 +342,12 @@ def _evaluate(**kw: Any) -> None:
 
     namer = cli_namer()
     click.get_current_context().ensure_object(dict)["namer"] = namer
-    sources = (kw["real"], kw["generated"])
+    sources = tuple(kw["sources"])
+    if len(sources) > 2:
+        raise click.UsageError(f"expected REAL GENERATED (or GENERATED alone for is), got {len(sources)} paths")
     _default_space(kw, sources)
     options = {}
-    for cls in (PRDCOptions, KIDOptions, FDOptions):
+    for cls in _EVALUATE_OPTIONS:
         for f in cls.fields():
             if kw.get(f.name) is not None and f.name not in options:
                 choices = f.metadata.get("choices")
@@ -376,7 +378,8 @@ def _evaluate(**kw: Any) -> None:
     finally:
         for bar, _ in bars:
             bar.close()
-    skipped = _report_skipped(list(result.statistics[0]))  # every space read the same files
+    # every space read the same files
+    skipped = _report_skipped([st for st in result.statistics[0] if st is not None])
     if _is_main_rank():
         if kw["fmt"] == "text":
             for name, value in result.as_dict().items():
@@ -389,16 +392,21 @@ def _evaluate(**kw: Any) -> None:
     _finish(skipped)
 
 
+#: The options classes whose fields ``iqa evaluate`` offers (a field shared by several, once).
+_EVALUATE_OPTIONS = (PRDCOptions, KIDOptions, FDOptions, ISOptions)
+
+
 def _evaluate_params() -> list[click.Parameter]:
     params: list[click.Parameter] = [
-        click.Argument(["real"], type=click.Path(exists=True)),
-        click.Argument(["generated"], type=click.Path(exists=True)),
+        click.Argument(["sources"], nargs=-1, required=True, type=click.Path(exists=True),
+                       metavar="[REAL] GENERATED"),
         click.Option(["-m", "--metrics", "metrics"], default="fid,fd-dinov2,kid,precision,recall,density,coverage",
-                     show_default=True, help="Comma-separated: fid, fd, fd-dinov2, kid, cmmd, precision, recall, density, "
-                     "coverage. Each image is decoded once and each network runs once."),
+                     show_default=True, help="Comma-separated: fid, fd, fd-dinov2, kid, cmmd, precision, recall, "
+                     "density, coverage (two sets), is (isc: the Inception Score of GENERATED; one source suffices). "
+                     "Each image is decoded once and each network runs once."),
     ]
     seen = set()
-    for cls in (PRDCOptions, KIDOptions, FDOptions):
+    for cls in _EVALUATE_OPTIONS:
         for f in cls.cli_fields():
             if f.name not in seen:
                 seen.add(f.name)
@@ -426,9 +434,10 @@ def _evaluate_params() -> list[click.Parameter]:
 
 evaluate_cmd = click.Command(
     "evaluate", params=_evaluate_params(), callback=_evaluate,
-    short_help="FID, FD-DINOv2, KID, precision, recall, density, coverage in one pass.",
+    short_help="FID, FD-DINOv2, KID, precision, recall, density, coverage, IS in one pass.",
     help="Evaluate a GENERATED image set against a REAL one: FID, FD-DINOv2, KID, precision, recall, "
-    "density and coverage in one pass.\n\nEach input is a folder, a .txt file list or an .npz from "
+    "density and coverage in one pass; the Inception Score (-m is) of GENERATED, which needs no REAL "
+    "set.\n\nEach input is a folder, a .txt file list or an .npz from "
     "`iqa stats` (one feature space per file; --keep-features for kid and PRDC). Files made with "
     "another extractor or mode are refused.",
 )

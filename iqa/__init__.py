@@ -1,6 +1,6 @@
 """iqa: image quality metrics that match the reference implementations.
 
-PSNR, SSIM, MS-SSIM, LPIPS, FID, KID, FD-DINOv2, precision/recall/density/coverage behind
+PSNR, SSIM, MS-SSIM, LPIPS, FID, KID, FD-DINOv2, precision/recall/density/coverage, IS behind
 one image layer. ``import iqa`` is light:
 metrics, torch and scipy load on first use (PEP 562).
 
@@ -29,6 +29,7 @@ _EXPORTS = {
     "Conventions": "iqa.options",
     "DISTSOptions": "iqa.metrics.dists",
     "EvaluationResult": "iqa.evaluation",
+    "Evaluator": "iqa.evaluation",
     "FDDINOv2Options": "iqa.set_metrics",
     "FDOptions": "iqa.set_metrics",
     "FIDOptions": "iqa.set_metrics",
@@ -38,6 +39,7 @@ _EXPORTS = {
     "GMSDOptions": "iqa.metrics.gmsd",
     "HaarPSIOptions": "iqa.metrics.haarpsi",
     "IQAError": "iqa.errors",
+    "ISOptions": "iqa.set_metrics",
     "IQAWarning": "iqa.errors",
     "ImageLoadError": "iqa.errors",
     "OutputError": "iqa.errors",
@@ -76,6 +78,8 @@ _EXPORTS = {
     "fsimc": "iqa.metrics.fsim",
     "gmsd": "iqa.metrics.gmsd",
     "haarpsi": "iqa.metrics.haarpsi",
+    "inception_score": "iqa.set_metrics",
+    "inception_score_features": "iqa.distribution.inception_score",
     "iter_scores": "iqa.scoring",
     "kid": "iqa.set_metrics",
     "kid_features": "iqa.distribution.kid",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -66,11 +67,17 @@ class DistContext:
 
 
 def init(backend: str | None = None) -> DistContext:
-    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1).
+    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1), or use the
+    default group the program already initialised (``torch.distributed.init_process_group``).
 
     The backend is gloo on the CPU and NCCL when CUDA is available, unless given.
     Returns a single-process context otherwise.
     """
+    if "torch.distributed" in sys.modules:  # a group the program made itself, however launched
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size())
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistContext()

@@ -13,7 +13,7 @@ Kinds:
     ``pair``: one value per reference/distorted image pair (PSNR, SSIM, LPIPS...).
     ``two-set``: one value per pair of image sets (FID, KID, FD, FD-DINOv2, CMMD, precision,
     recall, density, coverage; ``iqa evaluate`` computes several in one pass).
-    ``one-set``: one value per image set.
+    ``one-set``: one value per image set (the Inception Score; ``iqa evaluate GENERATED -m is``).
 
 Adding a metric: write its module (an options class deriving from :class:`iqa.options.Options`,
 a public function, and for a pair metric a kernel ``kernel(pair, options, runtime, want_map)``
@@ -29,9 +29,12 @@ from typing import Any
 
 from iqa.errors import OptionError
 
-__all__ = ["KINDS", "METRICS", "MetricSpec", "get", "metric_names", "pair_metrics"]
+__all__ = ["ALIASES", "KINDS", "METRICS", "MetricSpec", "get", "metric_names", "pair_metrics"]
 
 KINDS = ("pair", "two-set", "one-set")
+
+#: Other libraries' names accepted for a metric (torch-fidelity's ``isc``).
+ALIASES = {"isc": "is"}
 
 
 @dataclass(frozen=True)
@@ -397,8 +400,27 @@ METRICS: dict[str, MetricSpec] = {
                  "Naeem et al., ICML 2020"),
             )
         ),
+        MetricSpec(
+            name="is",
+            kind="one-set",
+            summary="Inception Score of one image set: exp(E KL(p(y|x) || p(y))), mean over 10 splits "
+            "(also named isc).",
+            higher_is_better=True,
+            value_range=(1.0, 1008.0),  # at most the number of classes
+            matches="torch-fidelity 0.4 --isc (logits_unbiased, shuffled with seed 2020, 10 splits at i*N//10)",
+            reference="Salimans et al., NeurIPS 2016",
+            module="iqa.set_metrics",
+            options="ISOptions",
+            function="inception_score",
+            networks=True,
+        ),
     )
 }
+
+
+def _key(name: Any) -> str:
+    key = str(name).strip().lower().replace("-", "_")
+    return ALIASES.get(key, key)
 
 
 def get(name: str) -> MetricSpec:
@@ -407,8 +429,7 @@ def get(name: str) -> MetricSpec:
     Raises:
         OptionError: an unknown name (the message lists the known ones).
     """
-    key = str(name).strip().lower().replace("-", "_")
-    spec = METRICS.get(key)
+    spec = METRICS.get(_key(name))
     if spec is None:
         raise OptionError(f"unknown metric {name!r}: choose from {', '.join(s.name for s in METRICS.values())}")
     return spec
@@ -419,9 +440,9 @@ def pair_metrics() -> list[MetricSpec]:
     return [s for s in METRICS.values() if s.kind == "pair"]
 
 
-def metric_names(names: Any, kind: str = "pair") -> tuple[str, ...]:
-    """Normalise metric names (``ms-ssim`` → ``ms_ssim``, commas split), deduplicated and in
-    registry order.
+def metric_names(names: Any, kind: str | tuple[str, ...] = "pair") -> tuple[str, ...]:
+    """Normalise metric names (``ms-ssim`` → ``ms_ssim``, ``isc`` → ``is``, commas split),
+    deduplicated and in registry order; ``kind`` may name several kinds.
 
     Raises:
         OptionError: an unknown name, a metric of another kind, or no name at all.
@@ -429,15 +450,16 @@ def metric_names(names: Any, kind: str = "pair") -> tuple[str, ...]:
     if isinstance(names, str):
         names = [names]
     wanted = set()
-    choices = ", ".join(s.name for s in METRICS.values() if s.kind == kind)
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    choices = ", ".join(s.name for s in METRICS.values() if s.kind in kinds)
     for item in names:
         for name in str(item).split(","):
             if not name.strip():
                 continue
-            spec = METRICS.get(name.strip().lower().replace("-", "_"))
+            spec = METRICS.get(_key(name))
             if spec is None:
                 raise OptionError(f"unknown metric {name.strip()!r}: choose from {choices}")
-            if spec.kind != kind:
+            if spec.kind not in kinds:
                 raise OptionError(f"{spec.name} is a {spec.kind} metric; here choose from {choices}")
             wanted.add(spec.key)
     if not wanted:

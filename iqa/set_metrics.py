@@ -1,4 +1,4 @@
-"""The set metrics (FID, KID, FD, PRDC, CMMD) on image sets: options, one-call functions.
+"""The set metrics (FID, KID, FD, PRDC, CMMD, IS) on image sets: options, one-call functions.
 
 Sources are turned into features by :mod:`iqa.features.pipeline`; the distances are
 computed on the features by :mod:`iqa.distribution`. This module only ties them together,
@@ -6,19 +6,19 @@ so that ``iqa.fid``, ``iqa.kid`` and the ``iqa fid|kid|stats`` commands share on
 
 References: Heusel et al., "GANs Trained by a Two Time-Scale Update Rule Converge to a Local
 Nash Equilibrium", NeurIPS 2017 (FID); Bińkowski et al., "Demystifying MMD GANs", ICLR 2018
-(KID).
+(KID); Salimans et al., "Improved Techniques for Training GANs", NeurIPS 2016 (IS).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from iqa.distribution.frechet import ROUTES, distance
 from iqa.distribution.kid import KIDResult, kernel_distance
 from iqa.distribution.statistics import FIDStatistics, check_compatible
-from iqa.features import EXTRACTORS
+from iqa.features import EXTRACTORS, LOGITS_DIMS, MODES
 from iqa.errors import OptionError
 from iqa.options import Options, check_choice, check_integer, option
 
@@ -28,6 +28,7 @@ __all__ = [
     "FDOptions",
     "FIDOptions",
     "FeatureOptions",
+    "ISOptions",
     "KIDOptions",
     "PRDCOptions",
     "cmmd",
@@ -36,6 +37,8 @@ __all__ = [
     "fd",
     "fd_dinov2",
     "fid",
+    "inception_score",
+    "is_of",
     "kid",
     "kid_of",
     "make_extractor",
@@ -211,6 +214,39 @@ class CMMDOptions(FeatureOptions):
                 "scale": SCALE, "precision": "float64"}
 
 
+@dataclass(frozen=True)
+class ISOptions(Options):
+    """The Inception Score: the FID Inception network's 1008 unbiased logits, its splits."""
+
+    metric = "is"
+
+    #: The feature space is fixed: the inception extractor's unbiased logits.
+    extractor: ClassVar[str] = "inception"
+    dims: ClassVar[int] = LOGITS_DIMS
+
+    mode: str = option("tf", "Preprocessing of the Inception network: tf (TF1 bilinear: the original TF code's "
+                       "and torch-fidelity's), pytorch-fid (dgm-eval's), clean.", choices=MODES)
+    splits: int = option(10, "Number of splits: the score is the mean (and std) over them.")
+    seed: int = option(2020, "Seed of the row permutation before splitting (torch-fidelity's).")
+    shuffle: bool = option(True, "Permute the rows before splitting (torch-fidelity's and dgm-eval's default; "
+                           "the original TF code keeps the input order).")
+    fast: bool = option(False, _FAST_HELP)
+
+    def weights_names(self) -> tuple[str, ...]:
+        return _INCEPTION.weights
+
+    def validate(self) -> None:
+        check_choice(self.metric, "mode", self.mode, MODES)
+        check_integer(self.metric, "splits", self.splits, minimum=1)
+        check_integer(self.metric, "seed", self.seed)
+        self._set("shuffle", bool(self.shuffle))
+        self._set("fast", bool(self.fast))
+
+    def constants(self) -> dict[str, Any]:
+        return {"extractor": "inception", "logits": "pool3 x fc.weight^T, no bias, 1008 classes",
+                "softmax": "float64", "split_bounds": "i*N//splits"}
+
+
 def make_extractor(
     options: FeatureOptions,
     *,
@@ -256,6 +292,14 @@ def cmmd_of(real: FIDStatistics, generated: FIDStatistics, options: CMMDOptions 
 
     check_compatible(real, generated, allow_mismatch=allow_mismatch)
     return cmmd_features(real.features, generated.features)
+
+
+def is_of(generated: FIDStatistics, options: ISOptions) -> Any:
+    """The Inception Score of statistics that kept the unbiased logits."""
+    from iqa.distribution.inception_score import inception_score_features
+
+    return inception_score_features(generated.features, splits=options.splits, shuffle=options.shuffle,
+                                    seed=options.seed)
 
 
 def prdc_of(real: FIDStatistics, generated: FIDStatistics, options: PRDCOptions, *, allow_mismatch: bool = False,
@@ -546,3 +590,50 @@ def cmmd(
                               batch_size=batch_size, workers=workers, data_range=data_range, alpha=alpha,
                               strict=strict)
     return cmmd_of(s1, s2, options, allow_mismatch=allow_mismatch)
+
+
+def inception_score(
+    source: Any,
+    *,
+    splits: int = 10,
+    seed: int = 2020,
+    shuffle: bool = True,
+    mode: str = "tf",
+    weights: Any = None,
+    device: str | None = None,
+    batch_size: int = 50,
+    workers: int | None = None,
+    data_range: float | None = None,
+    alpha: str = "error",
+    strict: bool = False,
+    fast: bool = False,
+) -> tuple[float, float]:
+    """Inception Score of one image set: ``(mean, std)`` over ``splits`` splits.
+
+    Source as for :func:`fid` (folder, file list, array, tensor, DataLoader). Each image goes
+    through the FID Inception network; its 1008 logits are pool3 × ``fc.weight``ᵀ without the
+    bias; the softmax over all 1008 classes is taken in float64; the rows are permuted by
+    ``RandomState(seed)`` and cut at ``i·N // splits``. See :func:`inception_score_features`.
+
+    Args:
+        source: the image set.
+        splits, seed, shuffle: the splits (10; torch-fidelity's seed 2020; permuted).
+        mode: the preprocessing: ``"tf"`` (default; the original TF code's and torch-fidelity's),
+            ``"pytorch-fid"`` (dgm-eval's) or ``"clean"``.
+        weights, device, batch_size, workers, data_range, alpha, strict, fast: as :func:`fid`.
+
+    Returns:
+        ``(mean, std)`` as Python floats (std: population, ``np.std``).
+
+    Raises:
+        ShapeError: fewer images than ``splits``. IQAError: see :func:`fid`.
+
+    References: Salimans et al., "Improved Techniques for Training GANs", NeurIPS 2016.
+    Matches: ``torch_fidelity.calculate_metrics(input1=..., isc=True)`` (torch-fidelity 0.4,
+    same weights).
+    """
+    options = ISOptions(splits=splits, seed=seed, shuffle=shuffle, mode=mode, fast=fast)
+    ext = make_extractor(options, weights=weights, device=device, batch_size=batch_size, workers=workers)
+    stats = ext.statistics(source, data_range=data_range, alpha=alpha, strict=strict, keep_features=True)
+    r = is_of(stats, options)
+    return r.mean, r.std

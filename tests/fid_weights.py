@@ -60,8 +60,10 @@ def make_state_dict(seed: int = 0) -> dict:
                 m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=gen))
                 m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=gen))
             elif isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.02)
-                m.bias.zero_()
+                # The classifier makes the Inception Score's logits: large enough that images
+                # get distinct class distributions, and a bias that changes the score if used.
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.1)
+                m.bias.copy_(2 * torch.randn(m.bias.shape, generator=gen))
 
     def calibrate(module, inputs):
         x = inputs[0].double()

@@ -215,11 +215,23 @@ class FIDStatistics:
             IQAError: features asked for but not kept; fewer than 2 images.
             OutputError: the file cannot be written (an existing one is left as it was).
         """
-        mu, sigma = self.compute()
+        self.compute()  # fewer than 2 images: refused
+        arrays = self.arrays(features=features, feature_dtype=feature_dtype)
+        p = Path(path)
+        from iqa.outfile import atomic_open
+
+        # A file object (np.savez would append ".npz" to other names), written beside ``p``
+        # and renamed over it when complete.
+        with atomic_open(p, "wb", what="statistics") as fh:
+            np.savez(fh, **arrays)
+        return p
+
+    def arrays(self, *, features: bool | None = None, feature_dtype: str = "float32") -> dict[str, Any]:
+        """The arrays :meth:`save` writes (``mu`` and ``sigma`` only from 2 images on), for
+        files that hold several statistics under prefixed keys (:class:`iqa.Evaluator`)."""
         want = self.has_features if features is None else features
-        arrays: dict[str, Any] = {
-            "mu": mu,
-            "sigma": sigma,
+        arrays: dict[str, Any] = {"mu": self.compute()[0], "sigma": self.compute()[1]} if self.n >= 2 else {}
+        arrays.update({
             "n": np.int64(self.n),
             "sum": self.sum,
             "sum_outer": self.sum_outer,
@@ -231,7 +243,7 @@ class FIDStatistics:
             "skipped": np.int64(len(self.skipped)),
             "iqa_npz_format": np.int64(NPZ_FORMAT),
             "extractor": np.str_(self.extractor or ""),
-        }
+        })
         if want:
             if not self.has_features:
                 raise IQAError(
@@ -240,14 +252,7 @@ class FIDStatistics:
                 )
             check_choice(None, "feature_dtype", feature_dtype, ("float32", "float16"))
             arrays["feats"] = self.features.astype(feature_dtype)
-        p = Path(path)
-        from iqa.outfile import atomic_open
-
-        # A file object (np.savez would append ".npz" to other names), written beside ``p``
-        # and renamed over it when complete.
-        with atomic_open(p, "wb", what="statistics") as fh:
-            np.savez(fh, **arrays)
-        return p
+        return arrays
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FIDStatistics":
@@ -275,7 +280,7 @@ class FIDStatistics:
                 return cls._from_npz(npz, p)
 
     @classmethod
-    def _from_npz(cls, npz: "_NpzReader", p: Path) -> "FIDStatistics":
+    def _from_npz(cls, npz: "_NpzReader", p: Path, min_images: int = 2) -> "FIDStatistics":
         keys = npz.keys
         if "iqa_npz_format" in keys:
             dims = npz.integer("dims", minimum=1)
@@ -302,8 +307,8 @@ class FIDStatistics:
             )
             skipped = npz.integer("skipped", minimum=0) if "skipped" in keys else 0
             stats.skipped = [("(not recorded)", "skipped when the statistics were made")] * skipped
-            if n < 2:
-                raise npz.bad(f"it holds {n} image(s); FID statistics need at least 2")
+            if n < min_images:
+                raise npz.bad(f"it holds {n} image(s); FID statistics need at least {min_images}")
             if "feats" in keys:
                 stats._features = [npz.floats("feats", (n, dims), np.float32)]
             return stats
@@ -324,6 +329,22 @@ class FIDStatistics:
             stats._features = [feats]
             stats.n = int(feats.shape[0])
         return stats
+
+
+class _Prefixed:
+    """The arrays of an :class:`_NpzReader` whose keys start with ``prefix``, under their
+    names without it (one statistics object among several in a file)."""
+
+    def __init__(self, reader: "_NpzReader", prefix: str) -> None:
+        self._reader, self._prefix = reader, prefix
+        self.keys = {k[len(prefix):] for k in reader.keys if k.startswith(prefix)}
+
+    def bad(self, message: str, prefix: str = "not a usable statistics file: ") -> ImageLoadError:
+        return self._reader.bad(f"{self._prefix.rstrip('/')}: {message}", prefix)
+
+    def __getattr__(self, name: str) -> Any:  # floats, integer, text, json: the prefixed key
+        method = getattr(self._reader, name)
+        return lambda key, *args, **kw: method(self._prefix + key, *args, **kw)
 
 
 class _NpzReader:
@@ -393,14 +414,15 @@ class _NpzReader:
         """A real array of ``shape`` (None: any length), finite, as ``dtype``."""
         if key not in self.keys:
             raise self.bad(f"the key '{key}' is missing")
-        limit = None if key == "feats" else self._MOST_BYTES
+        feats = key.rsplit("/", 1)[-1] == "feats"  # (a prefixed key: one statistics among several)
+        limit = None if feats else self._MOST_BYTES
         arr = self._read(key, limit)
         if arr.dtype.kind not in "fiu" or arr.dtype.kind == "c":
             raise self.bad(f"'{key}' holds {arr.dtype} values, not real numbers")
         want = " × ".join("d" if s is None else str(s) for s in shape)
         if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
             raise self.bad(f"'{key}' has shape {arr.shape}, expected {want}")
-        if arr.size == 0 and key != "feats":
+        if arr.size == 0 and not feats:
             raise self.bad(f"'{key}' is empty")
         out = np.asarray(arr, dtype=dtype)
         if not np.isfinite(out).all():

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EXTRACTORS", "ExtractorSpec", "MODES"]
+__all__ = ["EXTRACTORS", "ExtractorSpec", "LOGITS_DIMS", "MODES"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,10 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
         )
     },
 }
+
+#: The ``dims`` of the inception extractor that selects its 1008 unbiased logits (pool3 ×
+#: ``fc.weight``ᵀ), the Inception Score's input; not offered as a feature dimension of FD/KID/PRDC.
+LOGITS_DIMS = 1008
 
 #: The Inception extractor's preprocessing modes; the first is the default.
 MODES = EXTRACTORS["inception"].modes

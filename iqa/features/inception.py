@@ -34,10 +34,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BLOCK_DIMS", "FIDInceptionV3", "fold_batch_norm", "load_inception"]
+from iqa.features import LOGITS_DIMS
+
+__all__ = ["BLOCK_DIMS", "FIDInceptionV3", "LOGITS_DIMS", "fold_batch_norm", "load_inception"]
 
 #: Feature dimensions available, in network order (pytorch-fid's ``BLOCK_INDEX_BY_DIM``).
 BLOCK_DIMS = (64, 192, 768, 2048)
+
+# ``dims=LOGITS_DIMS`` selects the 1008 unbiased logits (pool3 × ``fc.weight``ᵀ), the Inception
+# Score's input: torch-fidelity's ``logits_unbiased``, the original TF code's ``softmax/logits/MatMul``.
 
 #: The weights registry entry of pytorch-fid's converted TF graph.
 WEIGHTS_NAME = "inception-fid"
@@ -234,13 +239,15 @@ class FIDInceptionV3(nn.Module):
         self.Mixed_7a = InceptionD(768)
         self.Mixed_7b = InceptionE(1280, pool="avg")
         self.Mixed_7c = InceptionE(2048, pool="max")
-        # The TF graph's 1008-way classifier: unused by FID, kept so the file loads unchanged.
+        # The TF graph's 1008-way classifier: unused by FID; its weight (not its bias) makes
+        # the Inception Score's logits.
         self.fc = nn.Linear(2048, 1008)
 
     def forward(self, x: torch.Tensor, dims: int = 2048) -> torch.Tensor:
-        """Features of the block with ``dims`` channels, averaged over space (``N×dims``)."""
-        if dims not in BLOCK_DIMS:
-            raise ValueError(f"dims must be one of {BLOCK_DIMS}, got {dims!r}")
+        """Features of the block with ``dims`` channels, averaged over space (``N×dims``), or
+        with ``dims=LOGITS_DIMS`` the 1008 logits without the classifier's bias."""
+        if dims not in BLOCK_DIMS and dims != LOGITS_DIMS:
+            raise ValueError(f"dims must be one of {BLOCK_DIMS + (LOGITS_DIMS,)}, got {dims!r}")
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = _max_pool3(x, stride=2)
         if dims == 64:
@@ -255,7 +262,13 @@ class FIDInceptionV3(nn.Module):
         if dims == 768:
             return _global_mean(x)
         x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
-        return _global_mean(x)
+        pool3 = _global_mean(x)
+        if dims == LOGITS_DIMS:
+            # Without the bias, as the TF original (which multiplies pool3 by the MatMul's
+            # weight) and torch-fidelity >= 0.3; the bias would shift every image's logits alike
+            # and change the score.
+            return pool3.mm(self.fc.weight.T)
+        return pool3
 
 
 def _global_mean(x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ import numpy as np
 from iqa.decode import IMAGE_EXTENSIONS, iter_image_files
 from iqa.distribution.statistics import FIDStatistics
 from iqa.errors import IQAError, ImageLoadError, RangeError, ShapeError, SkippedFilesWarning
-from iqa.features import EXTRACTORS
+from iqa.features import EXTRACTORS, LOGITS_DIMS
 from iqa.features.preprocess import (
     clip_geometry,
     file_to_uint8,
@@ -151,6 +151,8 @@ class FeatureExtractor:
                 options={"extractor": ("extractor", stats.extractor)},
             )
         offered = EXTRACTORS[self.extractor].dims if self.extractor in EXTRACTORS else (self.dims,)
+        if self.extractor == "inception":
+            offered = (*offered, LOGITS_DIMS)
         if stats.dims not in offered:
             raise ShapeError(
                 f"{path}: {stats.dims}-d statistics: not features of the {self.extractor} network, which "
@@ -178,12 +180,17 @@ def statistics_of(
     alpha: str = "error",
     strict: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    min_images: int = 2,
+    float_range: float | None = None,
 ) -> list[FIDStatistics]:
     """The statistics of one source under several extractors, each image decoded once.
 
     ``source`` is anything :meth:`FeatureExtractor.statistics` takes; ``keep_features[i]``
     says whether extractor ``i`` keeps its features (KID, PRDC). An ``.npz`` file holds one
-    extractor's statistics, so it is accepted only with one extractor.
+    extractor's statistics, so it is accepted only with one extractor. Fewer than
+    ``min_images`` images is an error (2 for a whole set; :class:`iqa.Evaluator` adds batches
+    of 1). ``float_range``, when ``data_range`` is None, is the peak value of float arrays and
+    tensors only (integer ones keep the range their dtype implies).
     """
     keep = [False] * len(extractors) if keep_features is None else list(keep_features)
     if isinstance(source, (str, os.PathLike)):
@@ -197,7 +204,8 @@ def statistics_of(
             return [stats]
         if p.suffix.lower() == ".txt" and p.is_file():
             files = read_file_list(p)
-            return _from_files(extractors, keep, files, str(p), data_range, bit_depth, alpha, strict, progress)
+            return _from_files(extractors, keep, files, str(p), data_range, bit_depth, alpha, strict, progress,
+                               min_images)
         if not p.exists():
             raise ImageLoadError(f"{p}: no such folder or file")
         if not p.is_dir():
@@ -206,16 +214,18 @@ def statistics_of(
         if not files:
             known = ", ".join(e[1:] for e in IMAGE_EXTENSIONS)
             raise ImageLoadError(f"{p}: no image files found (extensions: {known})")
-        return _from_files(extractors, keep, files, str(p), data_range, bit_depth, alpha, strict, progress)
+        return _from_files(extractors, keep, files, str(p), data_range, bit_depth, alpha, strict, progress,
+                           min_images)
     if isinstance(source, (list, tuple)) and all(isinstance(f, (str, os.PathLike)) for f in source):
         if not source:
             raise ImageLoadError("the list of files is empty")
         return _from_files(extractors, keep, [Path(f) for f in source], "file list", data_range, bit_depth, alpha,
-                           strict, progress)
+                           strict, progress, min_images)
+    ranges = (data_range, float_range)
     if isinstance(source, np.ndarray) or is_tensor(source):
-        return _from_batches(extractors, keep, [source], data_range, bit_depth, alpha, progress, total=len(source))
+        return _from_batches(extractors, keep, [source], ranges, bit_depth, alpha, progress, len(source), min_images)
     if isinstance(source, Iterable):
-        return _from_batches(extractors, keep, source, data_range, bit_depth, alpha, progress, total=None)
+        return _from_batches(extractors, keep, source, ranges, bit_depth, alpha, progress, None, min_images)
     raise TypeError(
         f"expected a folder, a list of files, a .npz file, an array, a tensor or an iterable "
         f"of tensors; got {type(source).__name__}"
@@ -232,7 +242,8 @@ def _load_file(extractors, path: Path, data_range, bit_depth, alpha) -> tuple[An
         return None, (), exc
 
 
-def _from_files(extractors, keep, files, label, data_range, bit_depth, alpha, strict, progress) -> list[FIDStatistics]:
+def _from_files(extractors, keep, files, label, data_range, bit_depth, alpha, strict, progress,
+                min_images) -> list[FIDStatistics]:
     import torch
 
     from iqa.distributed import init, shard
@@ -289,12 +300,13 @@ def _from_files(extractors, keep, files, label, data_range, bit_depth, alpha, st
             SkippedFilesWarning(f"{label}: {len(first.skipped)} unreadable image(s) skipped", first.skipped),
             stacklevel=4,
         )
-    if first.n < 2:
-        raise IQAError(f"{label}: set metrics need at least 2 readable images, got {first.n}")
+    if first.n < min_images:
+        raise IQAError(f"{label}: set metrics need at least {min_images} readable images, got {first.n}")
     return all_stats
 
 
-def _from_batches(extractors, keep, batches, data_range, bit_depth, alpha, progress, total) -> list[FIDStatistics]:
+def _from_batches(extractors, keep, batches, ranges, bit_depth, alpha, progress, total,
+                  min_images) -> list[FIDStatistics]:
     import torch
 
     all_stats = [e.new_statistics(k) for e, k in zip(extractors, keep)]
@@ -304,6 +316,10 @@ def _from_batches(extractors, keep, batches, data_range, bit_depth, alpha, progr
             batch = batch[0]
         if isinstance(batch, dict):
             raise TypeError("expected tensor batches (or (images, labels) tuples), got a dict")
+        data_range = ranges[0]
+        if data_range is None and ranges[1] is not None and getattr(batch, "dtype", None) is not None:
+            floating = batch.is_floating_point() if is_tensor(batch) else np.asarray(batch).dtype.kind == "f"
+            data_range = ranges[1] if floating else None
         prepared = prepare_image(batch, data_range=data_range, bit_depth=bit_depth, alpha=alpha, role="batch")
         x = prepared.pixels
         if prepared.backend == "numpy":
@@ -317,8 +333,8 @@ def _from_batches(extractors, keep, batches, data_range, bit_depth, alpha, progr
         done += x.shape[0]
         if progress is not None:
             progress(done, total or done)
-    if all_stats[0].n < 2:
-        raise IQAError(f"set metrics need at least 2 images, got {all_stats[0].n}")
+    if all_stats[0].n < min_images:
+        raise IQAError(f"set metrics need at least {min_images} images, got {all_stats[0].n}")
     return all_stats
 
 
@@ -326,7 +342,8 @@ class InceptionFeatures(FeatureExtractor):
     """The FID Inception network with a preprocessing mode: images in, statistics out.
 
     Args:
-        dims: feature dimension: 2048 (pool3, FID's), 768, 192 or 64.
+        dims: feature dimension: 2048 (pool3, FID's), 768, 192 or 64; or 1008 (``LOGITS_DIMS``)
+            for the unbiased logits of the Inception Score.
         mode: ``"pytorch-fid"``, ``"clean"`` or ``"tf"``.
         weights: a local weights file (pytorch-fid's layout); default: the registry's
             ``inception-fid``.
@@ -359,7 +376,7 @@ class InceptionFeatures(FeatureExtractor):
         workers: int | None = None,
         fast: bool = False,
     ) -> None:
-        check_choice(None, "dims", dims, SPEC.dims)
+        check_choice(None, "dims", dims, (*SPEC.dims, LOGITS_DIMS))
         check_choice(None, "mode", mode, SPEC.modes)
         check_integer(None, "batch_size", batch_size, minimum=1)
         if workers is not None:
@@ -409,18 +426,25 @@ class InceptionFeatures(FeatureExtractor):
         import torch
 
         model = self.model
-        x = batch.to(self.device)
-        if self.fast:
-            x = x.contiguous(memory_format=torch.channels_last)
+        # NCHW-contiguous whatever the caller's strides: a channels-last input (a permuted NHWC
+        # array) would select other convolution kernels, which round differently.
+        x = batch.to(self.device).contiguous(memory_format=torch.channels_last if self.fast else
+                                             torch.contiguous_format)
         # On the CPU the network runs a few images at a time: the activations of a small
         # chunk stay in cache (~1.6× faster than 50 at once on 2 cores), and every image's
         # features are computed by the same kernels whatever the chunk, so they are bit-identical
         # to a whole-batch pass (tested). ``batch_size`` still sets how many images are decoded
         # and accumulated together.
         step = CPU_CHUNK if x.device.type == "cpu" else x.shape[0]
+        logits = self.dims == LOGITS_DIMS
         with torch.inference_mode():
-            parts = [model(x[i : i + step], dims=self.dims) for i in range(0, x.shape[0], step)]
-            return torch.cat(parts).float().cpu().numpy()
+            parts = [model(x[i : i + step], dims=2048 if logits else self.dims) for i in range(0, x.shape[0], step)]
+            out = torch.cat(parts)
+            if logits:
+                # pool3 × fc.weightᵀ (no bias) as one product over the batch, as torch-fidelity
+                # computes it: per-chunk products round differently (~4e-7 relative).
+                out = out.mm(model.fc.weight.T)
+            return out.float().cpu().numpy()
 
     def _decoded(self, u8: np.ndarray) -> np.ndarray:
         # clean mode resizes on the decoding threads (PIL), as clean-fid does per image.
@@ -515,8 +539,8 @@ class DinoV2Features(_ViTFeatures):
         import torch
 
         model = self.model
-        with torch.inference_mode():
-            return model(batch.to(self.device)).float().cpu().numpy()
+        with torch.inference_mode():  # NCHW-contiguous, as files give it (strides choose kernels)
+            return model(batch.to(self.device).contiguous()).float().cpu().numpy()
 
     def _decoded(self, u8: np.ndarray) -> np.ndarray:
         # dgm-eval's PIL resize runs on the decoding threads (Pillow releases the GIL).
