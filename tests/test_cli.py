@@ -148,7 +148,8 @@ def test_metrics_json_lists_every_metric():
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert list(doc) == ["psnr", "ssim", "ms-ssim", "lpips", "dists", "vifp", "gmsd", "ms-gmsd", "fsim", "fsimc",
-                         "haarpsi", "fid", "kid", "fd", "fd-dinov2", "cmmd", "precision", "recall", "density", "coverage"]
+                         "haarpsi", "fid", "kid", "fd", "fd-dinov2", "cmmd", "precision", "recall", "density", "coverage",
+                         "is"]
     kinds = {name: (d["kind"], d["direction"]) for name, d in doc.items()}
     higher, lower = ("pair", "higher is better"), ("pair", "lower is better")
     assert kinds == {
@@ -159,6 +160,7 @@ def test_metrics_json_lists_every_metric():
         "fd": ("two-set", "lower is better"), "fd-dinov2": ("two-set", "lower is better"),
         "cmmd": ("two-set", "lower is better"),
         **{m: ("two-set", "higher is better") for m in ("precision", "recall", "density", "coverage")},
+        "is": ("one-set", "higher is better"),
     }
     options = {name: d["options"] for name, d in doc.items()}
     assert options["psnr"] == {}
