@@ -85,6 +85,9 @@ class _Kernel:
     keep: bool
     #: ``value(real, generated, options, run)`` → {name: value}; ``real`` is None for one-set metrics.
     value: Callable[..., dict[str, float]]
+    #: The mode asked for (given, or fixed by the metric's definition), which an ``.npz`` must
+    #: have been made in; None: the extractor's default, and an ``.npz`` brings its own.
+    asked: Callable[[dict[str, Any]], str | None] = lambda kw: kw["mode"]
 
 
 def _inception_kw(kw: dict[str, Any]) -> dict[str, Any]:
@@ -139,20 +142,21 @@ def _feature_kw(kw: dict[str, Any]) -> dict[str, Any]:
 
 _KERNELS: dict[str, _Kernel] = {
     "fid": _Kernel(lambda kw: FIDOptions(extractor="inception", **_inception_kw(kw), route=kw["route"], fast=kw["fast"]),
-                   False, lambda a, b, o, run: {"fid": _distance(a, b, o, run)}),
+                   False, lambda a, b, o, run: {"fid": _distance(a, b, o, run)}, lambda kw: _inception_kw(kw)["mode"]),
     "kid": _Kernel(lambda kw: KIDOptions(**_feature_kw(kw), subsets=kw["subsets"], subset_size=kw["subset_size"],
                                          seed=kw["seed"]), True, _kid),
     "fd": _Kernel(lambda kw: FDOptions(**_feature_kw(kw), route=kw["route"]),
                   False, lambda a, b, o, run: {"fd": _distance(a, b, o, run)}),
     # by definition ViT-L/14 in dgm-eval mode, whatever --mode says
     "fd_dinov2": _Kernel(lambda kw: FDDINOv2Options(route=kw["route"]).feature_options(),
-                         False, lambda a, b, o, run: {"fd_dinov2": _distance(a, b, o, run)}),
+                         False, lambda a, b, o, run: {"fd_dinov2": _distance(a, b, o, run)}, lambda kw: "dgm-eval"),
     # by definition CLIP ViT-L/14@336px in cmmd mode, whatever --extractor says
-    "cmmd": _Kernel(lambda kw: CMMDOptions(), True, _cmmd),
+    "cmmd": _Kernel(lambda kw: CMMDOptions(), True, _cmmd, lambda kw: CMMDOptions().mode),
     **{name: _Kernel(lambda kw: PRDCOptions(**_feature_kw(kw), nearest_k=kw["nearest_k"], inclusive=kw["inclusive"]),
                      True, _prdc(name)) for name in _PRDC},
     "is": _Kernel(lambda kw: ISOptions(mode=_inception_kw(kw)["mode"] or "tf", splits=kw["splits"], seed=kw["seed"],
-                                       shuffle=kw["shuffle"], fast=kw["fast"]), True, _is),
+                                       shuffle=kw["shuffle"], fast=kw["fast"]), True, _is,
+                   lambda kw: _inception_kw(kw)["mode"]),
 }
 
 #: The metrics whose feature space is ``extractor`` (the others have their own network).
@@ -170,6 +174,8 @@ class _Space:
     keep: bool
     roles: tuple[str, ...]
     metrics: list[str]
+    #: The mode asked for, if any (see :attr:`_Kernel.asked`).
+    asked: str | None = None
 
 
 # -- the stateful evaluator -------------------------------------------------------------------
@@ -255,6 +261,7 @@ class Evaluator:
         for name, o in self._options.items():
             sp = self._spaces.setdefault(_space_key(o), _Space(False, (), []))
             sp.keep = sp.keep or _KERNELS[name].keep
+            sp.asked = sp.asked or _KERNELS[name].asked(kw)
             two = METRICS[name].kind == "two-set"
             sp.roles = tuple(r for r in _ROLES if r in sp.roles or two or r == "generated")
             sp.metrics.append(name)
@@ -553,10 +560,10 @@ def _check_modes(spaces: dict, stats: dict, allow_mismatch: bool) -> None:
     for k, sp in spaces.items():
         made = {stats[(r, k)].mode for r in sp.roles if stats[(r, k)].mode}
         # (Files that disagree among themselves are refused when they are compared.)
-        if k[1] is not None and len(made) == 1 and made != {k[1]} and not allow_mismatch:
+        if sp.asked is not None and len(made) == 1 and made != {sp.asked} and not allow_mismatch:
             (theirs,) = made
             raise IQAError(
-                f"statistics made in mode {theirs} were given, but mode {k[1]} was asked for; pass the "
+                f"statistics made in mode {theirs} were given, but mode {sp.asked} was asked for; pass the "
                 "files' {mode}, recompute them, or pass {allow}",
                 options={"mode": ("mode", theirs), "allow": ("allow_mismatch", True)},
             )

@@ -135,6 +135,24 @@ def test_an_explicit_mode_other_than_the_files_is_refused(setup):
     assert "pillow" in doc["provenance"]["versions"]
 
 
+def test_npz_files_of_a_non_default_mode_are_taken_when_no_mode_is_asked_for(setup, tmp_path):
+    """Two tf-mode files without --mode: their own mode (it was refused as if dgm-eval, the
+    extractor's default, had been asked for); with --mode dgm-eval: refused."""
+    root, weights, npz = setup
+    files = []
+    for name in ("real", "gen"):
+        out = tmp_path / f"{name}-tf.npz"
+        r = CliRunner().invoke(main, ["stats", str(root / name), "--extractor", "dinov2-vits14", "--mode", "tf",
+                                      "--keep-features", "--weights", str(weights), "--workers", "0", "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        files.append(out)
+    res, doc = _evaluate([*files, "-m", "fd,precision", "--nearest-k", "3"])
+    assert res.exit_code == 0, res.output
+    assert doc["provenance"]["feature_spaces"][0]["mode"] == "tf" and doc["fd"] > 0
+    res, _ = _evaluate([*files, "-m", "fd", "--mode", "dgm-eval"])
+    assert res.exit_code == 1 and "made in mode tf were given, but mode dgm-eval was asked for" in res.output
+
+
 def test_inclusive_counts_points_on_a_radius(tmp_path):
     """Duplicated features (4 points × 5 copies): every k-th neighbour distance is 0 at k = 3,
     so prdc's strict < finds nothing inside and <= (torch-fidelity's) everything."""

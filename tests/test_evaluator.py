@@ -132,3 +132,22 @@ def test_errors_name_the_problem(sets, tmp_path):
     fd_state = fd_only.update(real=sets["real"]).save(tmp_path / "fd.npz")
     with pytest.raises(iqa.IQAError, match="hold no features, which kid, precision"):
         _evaluator(sets).load(fd_state)  # moments only: not enough for KID and PRDC
+
+
+def test_a_damaged_state_file_is_refused_naming_it(sets, tmp_path):
+    path = _evaluator(sets).update(real=sets["real"]).save(tmp_path / "state.npz")
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    bad = tmp_path / "bad-header.npz"
+    np.savez(bad, **{**arrays, "evaluator": np.str_('{"iqa_evaluator_format": 1, "states": [{"role": "real"}]}')})
+    with pytest.raises(iqa.ImageLoadError, match=r"bad-header\.npz: .*'evaluator' header is malformed"):
+        _evaluator(sets).load(bad)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(iqa.ImageLoadError, match=r"truncated\.npz: .*truncated or corrupt"):
+        _evaluator(sets).load(truncated)
+    nan = tmp_path / "nan.npz"
+    key = next(k for k in arrays if k.endswith("/sum"))
+    np.savez(nan, **{**arrays, key: np.full_like(arrays[key], np.nan)})
+    with pytest.raises(iqa.ImageLoadError, match=r"nan\.npz: .*NaN or infinite"):
+        _evaluator(sets).load(nan)
