@@ -151,3 +151,13 @@ def test_a_damaged_state_file_is_refused_naming_it(sets, tmp_path):
     np.savez(nan, **{**arrays, key: np.full_like(arrays[key], np.nan)})
     with pytest.raises(iqa.ImageLoadError, match=r"nan\.npz: .*NaN or infinite"):
         _evaluator(sets).load(nan)
+
+
+def test_every_set_metric_of_the_registry_goes_through_the_evaluator():
+    from iqa.registry import METRICS
+
+    names = [s.name for s in METRICS.values() if s.kind != "pair"]
+    assert {"fid", "kid", "fd", "fd-dinov2", "cmmd", "precision", "is"} <= set(names)
+    ev = iqa.Evaluator(names)  # networks load on first use: nothing is read here
+    assert ev.roles == ("real", "generated")
+    assert [METRICS[n].name for n in ev.metrics] == names

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fid_weights as fw  # tests/ is on sys.path
 import iqa
@@ -139,3 +141,18 @@ def test_evaluate_with_one_source_and_torch_fidelitys_name(gen):
     res = CliRunner().invoke(main, ["evaluate", str(gen["folder"]), "-m", "fid,is"])
     assert res.exit_code == 2 and "fid compares two sets: give a real and a generated set" in res.output
     assert iqa.registry.get("isc").name == "is" and iqa.registry.get("is").kind == "one-set"
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(10, 40), classes=st.integers(2, 50), seed=st.integers(0, 2**16), scale=st.floats(0.1, 20))
+def test_properties_bounds_identity_and_the_class_count(n, classes, seed, scale):
+    """1 ≤ IS ≤ the number of classes; identical predictions give 1; n images, each surely
+    a different class, in one split give n."""
+    logits = np.random.default_rng(seed).normal(size=(n, classes)) * scale
+    r = iqa.inception_score_features(logits)
+    assert all(1 - 1e-12 <= s <= classes * (1 + 1e-12) for s in r.scores)
+    same = iqa.inception_score_features(np.repeat(logits[:1], n, axis=0))
+    assert same.mean == pytest.approx(1.0, abs=1e-12) and same.std == pytest.approx(0.0, abs=1e-12)
+    one_hot = np.full((n, n), -60.0)
+    np.fill_diagonal(one_hot, 60.0)
+    assert iqa.inception_score_features(one_hot, splits=1).mean == pytest.approx(n, rel=1e-9)
