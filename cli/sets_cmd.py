@@ -415,6 +415,11 @@ def _evaluate_params() -> list[click.Parameter]:
                     opt.help = ("Feature space of fd, kid, precision, recall, density and coverage (fid is "
                                 "always inception's, fd-dinov2 dinov2-vitl14's, cmmd clip-vitl14-336's).  "
                                 "[default: an .npz input's, else dinov2-vitl14]")
+                elif f.name == "seed":
+                    opt.help = "Seed of kid's subset draws and of is's row permutation (torch-fidelity's).  [default: 2020]"
+                elif f.name == "mode":
+                    opt.help = (f"{opt.help} It applies to fid and is when --extractor is inception or no metric "
+                                "uses --extractor (is defaults to tf).")
                 params.append(opt)
     runtime_options(params, batch_size=50, pairs=False)
     workers_option(params, "decode and resize images")
