@@ -403,7 +403,8 @@ def _evaluate_params() -> list[click.Parameter]:
         click.Option(["-m", "--metrics", "metrics"], default="fid,fd-dinov2,kid,precision,recall,density,coverage",
                      show_default=True, help="Comma-separated: fid, fd, fd-dinov2, kid, cmmd, precision, recall, "
                      "density, coverage (two sets), is (isc: the Inception Score of GENERATED; one source suffices). "
-                     "Each image is decoded once and each network runs once."),
+                     "Each image is decoded once and each feature space (network and mode) computed once; fid and is "
+                     "run Inception in their own modes."),
     ]
     seen = set()
     for cls in _EVALUATE_OPTIONS:

@@ -3,11 +3,12 @@
 :func:`evaluate` (folders, file lists, ``.npz`` files, arrays, tensors) and :class:`Evaluator`
 (stateful: ``update`` with tensors from a generator, ``compute``, ``merge``, ``save``/``load``,
 ``torch.distributed``) share one core: the metrics' options and feature spaces are planned
-once (:class:`Evaluator`'s constructor), each image is decoded once and each network the
-requested metrics need runs once on it (Inception for FID and IS; DINOv2 ViT-L/14 for
+once (:class:`Evaluator`'s constructor), each image is decoded once and each feature space
+(network and preprocessing mode) the requested metrics need is computed once on it (FID and
+IS each run Inception in their own mode, even when the modes are equal; DINOv2 ViT-L/14 for
 FD-DINOv2; CLIP ViT-L/14@336px for CMMD; the chosen ``extractor`` for FD, KID and PRDC), and
 every metric is computed from the statistics its space kept: the moments (float64, constant
-memory: ``8·d²`` bytes, 34 MB at 2048-d) for the Fréchet distances, the features themselves
+memory: ``8·d²`` bytes, 32 MiB at 2048-d) for the Fréchet distances, the features themselves
 (float32, ``4·d`` bytes per image) for KID, PRDC and CMMD (31 MB per 10,000 images for CLIP
 ViT-L/14's 768-d, 41 MB for DINOv2 ViT-L/14's 1024-d, 82 MB for Inception's 2048-d) and the
 1008 logits for IS (40 MB per 10,000 images).
