@@ -266,8 +266,9 @@ class FIDInceptionV3(nn.Module):
         if dims == LOGITS_DIMS:
             # Without the bias, as the TF original (which multiplies pool3 by the MatMul's
             # weight) and torch-fidelity >= 0.3; the bias would shift every image's logits alike
-            # and change the score.
-            return pool3.mm(self.fc.weight.T)
+            # and change the score. Accumulated in float64 and rounded once, so that a row's
+            # logits do not depend on how many rows are multiplied together.
+            return pool3.double().mm(self.fc.weight.double().T).to(pool3.dtype)
         return pool3
 
 

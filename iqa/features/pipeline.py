@@ -441,9 +441,10 @@ class InceptionFeatures(FeatureExtractor):
             parts = [model(x[i : i + step], dims=2048 if logits else self.dims) for i in range(0, x.shape[0], step)]
             out = torch.cat(parts)
             if logits:
-                # pool3 × fc.weightᵀ (no bias) as one product over the batch, as torch-fidelity
-                # computes it: per-chunk products round differently (~4e-7 relative).
-                out = out.mm(model.fc.weight.T)
+                # pool3 × fc.weightᵀ (no bias), accumulated in float64 and rounded once: a
+                # float32 product's rounding depends on how many rows it multiplies at once
+                # (torch picks other kernels), so the logits would depend on the batching.
+                out = out.double().mm(model.fc.weight.double().T)
             return out.float().cpu().numpy()
 
     def _decoded(self, u8: np.ndarray) -> np.ndarray:

@@ -55,16 +55,27 @@ def _isc(logits, **kw):
     return r["inception_score_mean"], r["inception_score_std"]
 
 
-def test_matches_torch_fidelity_isc_on_tensors(gen):
-    """``iqa.inception_score`` on uint8 tensors against torch-fidelity's network + ISC."""
+def test_matches_torch_fidelity_isc_on_tensors_and_folders_whatever_the_batching(gen):
+    """``iqa.inception_score`` on uint8 tensors (4 images a batch) and ``iqa evaluate FOLDER
+    -m isc`` (PNG files, one batch) against torch-fidelity's network + ISC (one batch)."""
     u8 = torch.from_numpy(gen["images"]).permute(0, 3, 1, 2)
-    mean, std = iqa.inception_score(u8, weights=gen["weights"])
+    mean, std = iqa.inception_score(u8, weights=gen["weights"], batch_size=4)
     ref = _isc(gen["logits"])
-    # Same pool3 features and one logits product per batch: measured identical to the last
-    # bit; 1e-6 relative leaves room for other BLAS builds.
+    # Same pool3 features; iqa's logits product is float64 (rounded once), torch-fidelity's
+    # float32, whose rounding depends on its batch: measured 5e-8 (mean) and 3e-7 (std) relative
+    # here (6e-7 for the std on 25 such images); 1e-6 relative.
     assert (mean, std) == pytest.approx(ref, rel=1e-6)
     # Not a trivial comparison: the splits differ, and the score is above its floor of 1.
     assert mean > 1.05 and std > 0.01
+    args = ["evaluate", str(gen["folder"]), "-m", "isc", "--weights", str(gen["weights"]), "--workers", "0",
+            "--format", "json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert (doc["is"], doc["is_std"]) == (mean, std)  # the same logits, whatever the batching
+    space = doc["provenance"]["feature_spaces"][0]
+    assert (space["extractor"], space["mode"], space["dims"], space["real"]) == ("inception", "tf", 1008, None)
+    assert doc["provenance"]["options"]["is"]["splits"] == 10
 
 
 def test_kernel_matches_torch_fidelity_on_the_same_logits(gen):
@@ -126,21 +137,12 @@ def test_fewer_images_than_splits_is_refused(gen):
         iqa.inception_score_features(gen["logits"][:9])
 
 
-def test_evaluate_with_one_source_and_torch_fidelitys_name(gen):
-    """``iqa evaluate FOLDER -m isc``: PNG files decoded to the same uint8 images."""
-    args = ["evaluate", str(gen["folder"]), "-m", "isc", "--weights", str(gen["weights"]), "--workers", "0",
-            "--format", "json"]
-    res = CliRunner().invoke(main, args)
-    assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
-    want = iqa.inception_score_features(gen["logits"])
-    assert (doc["is"], doc["is_std"]) == pytest.approx((want.mean, want.std), rel=1e-6)
-    space = doc["provenance"]["feature_spaces"][0]
-    assert (space["extractor"], space["mode"], space["dims"], space["real"]) == ("inception", "tf", 1008, None)
-    assert doc["provenance"]["options"]["is"]["splits"] == 10
+def test_evaluate_with_one_source_needs_one_set_metrics(gen):
     res = CliRunner().invoke(main, ["evaluate", str(gen["folder"]), "-m", "fid,is"])
     assert res.exit_code == 2 and "fid compares two sets: give a real and a generated set" in res.output
-    assert iqa.registry.get("isc").name == "is" and iqa.registry.get("is").kind == "one-set"
+    from iqa.registry import get
+
+    assert get("isc").name == "is" and get("is").kind == "one-set"
 
 
 @settings(max_examples=30, deadline=None)
