@@ -71,7 +71,8 @@ def inception_score_features(
         raise ShapeError(f"expected N×C logits with C ≥ 2, got shape {z.shape}")
     n = z.shape[0]
     if n < splits:
-        raise ShapeError(f"the Inception Score over {splits} splits needs at least {splits} images, got {n}")
+        raise ShapeError(f"the Inception Score over {splits} splits needs at least {splits} images, got {n}; "
+                         "add images or lower {splits}", options={"splits": "splits"}, metric="is")
     if shuffle:
         z = z[np.random.RandomState(seed).permutation(n)]
     log_p = _log_softmax(z.astype(np.float64))
