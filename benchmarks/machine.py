@@ -27,11 +27,22 @@ def machine_line() -> str:
     try:
         import torch
 
-        parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+        import re
+
+        blas = ",".join(re.findall(r"BLAS_INFO=(\w+)", torch.__config__.show())) or "?"
+        parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads, BLAS {blas})")
     except ImportError:
         pass
     import numpy as np
 
     parts.append(f"numpy {np.__version__}")
     parts.append(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}")
+    try:  # what the BLAS and OpenMP pools loaded in this process say of themselves
+        from threadpoolctl import threadpool_info
+
+        pools = [f"{p['internal_api']} {p.get('version') or ''} {p.get('architecture') or ''} "
+                 f"{p['num_threads']}t".replace("  ", " ") for p in threadpool_info()]
+        parts.append("threadpoolctl: " + ", ".join(pools))
+    except ImportError:
+        parts.append("threadpoolctl: not installed")
     return "machine: " + "; ".join(parts)

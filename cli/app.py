@@ -20,6 +20,21 @@ import click
 from iqa import __version__, registry
 from iqa.errors import IQAError
 
+def _spin_briefly() -> None:
+    """Cap how long idle OpenMP threads spin, before torch loads libgomp.
+
+    PyTorch's Linux builds use GNU OpenMP, whose idle threads spin 300,000 times at every
+    barrier before sleeping. A network fed a few images per call (the feature extractors,
+    LPIPS) crosses thousands of barriers; when anything else wants the cores (the decoding
+    threads, another process) the spinning threads take their time slices, and on 2 cores a
+    busy neighbour made the Inception pass 8× slower. 10,000 spins keep the idle speed and
+    drop that loss (docs/performance.md). A value the user set is kept; a process that has
+    already loaded torch is not affected.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+
 #: Exit codes: 0 success, 1 a file or pair failed, 2 usage error (Click's own).
 EXIT_FAILURE = 1
 
@@ -71,6 +86,7 @@ class IQAGroup(click.Group):
         return make_pair_command(spec)
 
     def invoke(self, ctx: click.Context):
+        _spin_briefly()
         if sys.stdout is None:
             # Started with standard output closed (``iqa psnr a b >&-``): Click would drop
             # every number without a word; a write now fails and is reported (a command that
