@@ -310,16 +310,59 @@ def _record(name: str, digest: str) -> None:
         raise WeightsError(f"{path}: cannot record the digest of {name} ({exc.strerror or exc}); set "
                            "IQA_CACHE_DIR to a writable folder") from None
 
-_digest_memo: dict[tuple[str, int, int], str] = {}
+_digest_memo: dict[tuple, str] = {}
 _memo_lock = threading.Lock()
+#: Files changed within this many nanoseconds are hashed every time (see file_sha256).
+_SETTLE_NS = 2_000_000_000
+#: How many files the digest record remembers (the most recently verified).
+_RECORD_LIMIT = 64
+
+
+def _digests_path() -> Path:
+    return weights_dir() / "digests.json"
+
+
+def _read_digests() -> dict[str, list]:
+    import json
+
+    try:
+        data = json.loads(_digests_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_digest(path: str, key: list, digest: str) -> None:
+    """Remember ``digest`` for ``path`` in iqa's cache (best effort: a read-only or full cache
+    only means the file is hashed again next time)."""
+    import json
+
+    records = {p: r for p, r in _read_digests().items() if p != path}
+    records[path] = [*key, digest]
+    kept = dict(list(records.items())[-_RECORD_LIMIT:])
+    target = _digests_path()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".digests-", suffix=".part", dir=target.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(kept, fh)
+        os.replace(tmp, target)
+    except OSError:
+        try:
+            os.unlink(tmp)  # type: ignore[possibly-undefined]
+        except (OSError, NameError):
+            pass
 
 
 def file_sha256(path: str | os.PathLike) -> str:
     """The SHA-256 hex digest of a file.
 
-    Digests are remembered for the life of the process, keyed by the file's real path, size
-    and modification time, so a file is hashed once however often it is loaded (files
-    modified in the last two seconds are hashed every time).
+    A file is hashed once, not at every run: its digest is remembered in the process and in
+    iqa's cache (``digests.json`` beside the weights), keyed by the file's real path, device,
+    inode, size, modification time and status-change time (``ctime``, which no program can set
+    back: any write, rename over it or ``touch`` changes it), as git's index does. Files
+    changed in the last two seconds are hashed every time (a change within a coarse clock tick
+    would otherwise go unseen).
 
     Raises:
         WeightsError: the file cannot be read.
@@ -329,23 +372,28 @@ def file_sha256(path: str | os.PathLike) -> str:
         st = os.stat(p)
     except OSError as exc:
         raise WeightsError(f"{path}: cannot read ({exc.strerror})") from None
-    key = (p, st.st_size, st.st_mtime_ns)
+    key = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     with _memo_lock:
-        if key in _digest_memo:
-            return _digest_memo[key]
-    h = hashlib.sha256()
-    try:
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(_CHUNK), b""):
-                h.update(block)
-    except OSError as exc:
-        raise WeightsError(f"{path}: cannot read ({exc.strerror})") from None
-    digest = h.hexdigest()
-    # As git does with its index: a file modified within the last seconds could change again
-    # without a visible change of mtime (coarse timestamps), so its digest is not remembered.
-    if time.time_ns() - st.st_mtime_ns > 2_000_000_000:
+        if (p, *key) in _digest_memo:
+            return _digest_memo[(p, *key)]
+    settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLE_NS
+    record = _read_digests().get(p) if settled else None
+    if isinstance(record, list) and record[:-1] == key and isinstance(record[-1], str) and len(record[-1]) == 64:
+        digest = record[-1]
+    else:
+        h = hashlib.sha256()
+        try:
+            with open(p, "rb") as fh:
+                for block in iter(lambda: fh.read(_CHUNK), b""):
+                    h.update(block)
+        except OSError as exc:
+            raise WeightsError(f"{path}: cannot read ({exc.strerror})") from None
+        digest = h.hexdigest()
+        if settled:
+            _write_digest(p, key, digest)
+    if settled:
         with _memo_lock:
-            _digest_memo[key] = digest
+            _digest_memo[(p, *key)] = digest
     return digest
 
 

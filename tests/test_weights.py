@@ -161,6 +161,57 @@ def test_file_sha256(tmp_path):
     assert weights.file_sha256(p) == hashlib.sha256(b"changed").hexdigest()
 
 
+
+def _digest_in_new_process(path: Path, cache: Path) -> str:
+    code = "import sys; from iqa.weights import file_sha256; print(file_sha256(sys.argv[1]))"
+    env = {**os.environ, "IQA_CACHE_DIR": str(cache)}
+    out = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def settled(tmp_path_factory):
+    """Files last changed more than two seconds ago (younger ones are hashed every time)."""
+    folder = tmp_path_factory.mktemp("settled")
+    contents = {"record": b"weights" * 1000, "rewrite": b"A" * 4096, "readonly": b"x" * 100}
+    for name, data in contents.items():
+        (folder / name).write_bytes(data)
+    time.sleep(2.1)
+    return folder
+
+
+def test_settled_file_is_not_hashed_again_by_a_new_process(settled, tmp_path):
+    import json
+
+    p, cache = settled / "record", tmp_path / "cache"
+    true = hashlib.sha256(b"weights" * 1000).hexdigest()
+    assert _digest_in_new_process(p, cache) == true
+    record_file = cache / "weights" / "digests.json"
+    records = json.loads(record_file.read_text())
+    assert records[os.path.realpath(p)][-1] == true
+    # Proof that the record is used instead of reading the file: a forged record for the same
+    # (device, inode, size, mtime, ctime) is believed by the next process.
+    records[os.path.realpath(p)][-1] = "0" * 64
+    record_file.write_text(json.dumps(records))
+    assert _digest_in_new_process(p, cache) == "0" * 64
+
+
+def test_rewritten_file_with_mtime_restored_is_hashed_again(settled, tmp_path):
+    p, cache = settled / "rewrite", tmp_path / "cache"
+    assert _digest_in_new_process(p, cache) == hashlib.sha256(b"A" * 4096).hexdigest()
+    st = p.stat()
+    with open(p, "r+b") as fh:  # same size, same inode, mtime put back: only ctime tells
+        fh.write(b"B")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _digest_in_new_process(p, cache) == hashlib.sha256(b"B" + b"A" * 4095).hexdigest()
+
+
+def test_unwritable_cache_only_costs_a_rehash(settled, tmp_path):
+    p, cache = settled / "readonly", tmp_path / "cache"
+    cache.write_text("not a folder")  # the record cannot be written: still the right digest
+    assert _digest_in_new_process(p, cache) == hashlib.sha256(b"x" * 100).hexdigest()
+
+
 # --------------------------------------------------------------------------------------
 # Cache locations
 # --------------------------------------------------------------------------------------
