@@ -215,8 +215,9 @@ class FIDStatistics:
             IQAError: features asked for but not kept; fewer than 2 images.
             OutputError: the file cannot be written (an existing one is left as it was).
         """
-        self.compute()  # fewer than 2 images: refused
         arrays = self.arrays(features=features, feature_dtype=feature_dtype)
+        if "mu" not in arrays:
+            self.compute()  # fewer than 2 images: refused
         p = Path(path)
         from iqa.outfile import atomic_open
 
@@ -230,7 +231,7 @@ class FIDStatistics:
         """The arrays :meth:`save` writes (``mu`` and ``sigma`` only from 2 images on), for
         files that hold several statistics under prefixed keys (:class:`iqa.Evaluator`)."""
         want = self.has_features if features is None else features
-        arrays: dict[str, Any] = {"mu": self.compute()[0], "sigma": self.compute()[1]} if self.n >= 2 else {}
+        arrays: dict[str, Any] = dict(zip(("mu", "sigma"), self.compute())) if self.n >= 2 else {}
         arrays.update({
             "n": np.int64(self.n),
             "sum": self.sum,
