@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -70,6 +71,32 @@ def read_file_list(path: Path) -> list[Path]:
     return files
 
 
+#: The provenance note of features computed on a CUDA device.
+CUDA_NOTE = "CUDA: TF32 off (convolutions and matrix products in full float32)"
+
+
+@contextmanager
+def full_float32(device: Any) -> Iterator[None]:
+    """Run the block with TF32 off on CUDA (restored after), a no-op elsewhere.
+
+    PyTorch lets cuDNN convolutions use TF32 (10-bit mantissa products) by default on Ampere
+    and later GPUs; features would then differ from the CPU's and from another GPU's by
+    ~1e-3 relative. Feature extraction always runs in full float32.
+    """
+    import torch
+
+    if getattr(device, "type", str(device).split(":")[0]) != "cuda":
+        yield
+        return
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    saved = conv.fp32_precision, matmul.fp32_precision
+    conv.fp32_precision = matmul.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = saved
+
+
 class FeatureExtractor:
     """A network with a preprocessing mode: images in, feature statistics out.
 
@@ -102,6 +129,8 @@ class FeatureExtractor:
         )
         if self.network:
             stats.notes.append(self.network)
+        if getattr(getattr(self, "device", None), "type", None) == "cuda":
+            stats.notes.append(CUDA_NOTE)
         return stats
 
     def features(self, batch: Any) -> np.ndarray:  # pragma: no cover - every subclass defines it
@@ -437,7 +466,7 @@ class InceptionFeatures(FeatureExtractor):
         # and accumulated together.
         step = CPU_CHUNK if x.device.type == "cpu" else x.shape[0]
         logits = self.dims == LOGITS_DIMS
-        with torch.inference_mode():
+        with torch.inference_mode(), full_float32(x.device):
             parts = [model(x[i : i + step], dims=2048 if logits else self.dims) for i in range(0, x.shape[0], step)]
             out = torch.cat(parts)
             if logits:
@@ -540,7 +569,8 @@ class DinoV2Features(_ViTFeatures):
         import torch
 
         model = self.model
-        with torch.inference_mode():  # NCHW-contiguous, as files give it (strides choose kernels)
+        # NCHW-contiguous, as files give it (strides choose kernels)
+        with torch.inference_mode(), full_float32(self.device):
             return model(batch.to(self.device).contiguous()).float().cpu().numpy()
 
     def _decoded(self, u8: np.ndarray) -> np.ndarray:
@@ -585,8 +615,8 @@ class ClipFeatures(_ViTFeatures):
         import torch
 
         model = self.model
-        with torch.inference_mode():
-            emb = model(batch.to(self.device))
+        with torch.inference_mode(), full_float32(self.device):  # NCHW-contiguous, as files give it
+            emb = model(batch.to(self.device).contiguous())
             return (emb / emb.norm(dim=-1, keepdim=True)).float().cpu().numpy()
 
     def _decoded(self, u8: np.ndarray) -> np.ndarray:
