@@ -81,6 +81,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--metrics", default="psnr,ssim,ms-ssim", help="comma-separated subset")
     args = parser.parse_args()
+    import os as _os
+    import sys as _sys
+
+    _sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
+    from machine import machine_line
+
+    print(machine_line())
 
     import cv2
     import piq

@@ -52,6 +52,13 @@ def main() -> None:
     parser.add_argument("--dims", type=int, default=768)
     parser.add_argument("--speed", action="store_true", help="also time the real-size CLIP towers")
     args = parser.parse_args()
+    import os as _os
+    import sys as _sys
+
+    _sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
+    from machine import machine_line
+
+    print(machine_line())
     rng = np.random.default_rng(0)
     centre = rng.normal(size=args.dims)
     for n in map(int, args.sizes.split(",")):

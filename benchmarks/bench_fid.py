@@ -77,6 +77,13 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="pytorch-fid's .pth (default: seeded random weights)")
     ap.add_argument("--skip-distance", action="store_true")
     args = ap.parse_args()
+    import os as _os
+    import sys as _sys
+
+    _sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
+    from machine import machine_line
+
+    print(machine_line())
 
     import torch
     import pytorch_fid.inception as pfi

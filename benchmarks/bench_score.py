@@ -130,6 +130,13 @@ def main() -> None:
                         help="iqa score --workers: threads beside the main one, 0 = the main thread only "
                         "(default: its own)")
     args = parser.parse_args()
+    import os as _os
+    import sys as _sys
+
+    _sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
+    from machine import machine_line
+
+    print(machine_line())
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
