@@ -18,6 +18,7 @@ Torch is imported only when a tensor is actually passed in.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass, replace
@@ -106,16 +107,24 @@ def resolve_data_range(
     return float(2**bits - 1)
 
 
-def _dtype_info(dtype: Any, name: str) -> tuple[str, int]:
-    """('u', bits) for unsigned 8/16-bit, ('f', bits) for floats; anything else is refused."""
+@functools.lru_cache(maxsize=64)
+def _dtype_name(dtype: Any) -> str:
+    # Cached: str() of a NumPy dtype costs microseconds, several times per pair.
     s = str(dtype)
     if s.startswith("torch."):
-        s = s[len("torch.") :]
-    else:
-        try:
-            s = np.dtype(dtype).name
-        except TypeError:
-            pass
+        return s[len("torch.") :]
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return s
+
+
+def _dtype_info(dtype: Any, name: str) -> tuple[str, int]:
+    """('u', bits) for unsigned 8/16-bit, ('f', bits) for floats; anything else is refused."""
+    try:
+        s = _dtype_name(dtype)
+    except TypeError:  # unhashable
+        s = str(dtype)
     table = {
         "uint8": ("u", 8),
         "uint16": ("u", 16),
@@ -182,6 +191,17 @@ class Pair:
     def channels(self) -> int:
         x = self.reference
         return int(x.shape[-1] if self.backend == "numpy" else x.shape[1])
+
+    @property
+    def integer(self) -> bool:
+        """Whether the pixels are integer NumPy arrays (kept by ``keep_integers``)."""
+        return self.backend == "numpy" and self.reference.dtype.kind in "ui"
+
+    def as_float(self) -> "Pair":
+        """This pair with float64 pixels (itself when they are not integers)."""
+        if not self.integer:
+            return self
+        return self.with_pixels(_convert(self.reference, "numpy"), _convert(self.distorted, "numpy"))
 
     def with_pixels(self, reference: Any, distorted: Any, **changes: Any) -> "Pair":
         return replace(self, reference=reference, distorted=distorted, **changes)
@@ -473,6 +493,7 @@ def prepare_pair(
     alpha: str = "error",
     check_range: bool = True,
     warn: bool = True,
+    keep_integers: bool = False,
 ) -> Pair:
     """Validate a reference/distorted pair and convert both to one layout and range.
 
@@ -484,6 +505,9 @@ def prepare_pair(
         reference: the pristine image.
         distorted: the image being scored.
         data_range, bit_depth, alpha, check_range, warn: see :func:`prepare_image`.
+        keep_integers: leave integer NumPy pixels as they are (contiguous) instead of
+            converting them to float64; :meth:`Pair.as_float` converts later, for the
+            kernels that need it.
 
     Returns:
         A :class:`Pair`.
@@ -502,8 +526,8 @@ def prepare_pair(
             "convert one of them"
         )
     backend = b_ref
-    dt_ref = str(ref.dtype).replace("torch.", "")
-    dt_dist = str(dist.dtype).replace("torch.", "")
+    dt_ref = _dtype_name(ref.dtype)
+    dt_dist = _dtype_name(dist.dtype)
     kinds = {_dtype_info(ref.dtype, n_ref)[0], _dtype_info(dist.dtype, n_dist)[0]}
     if dt_ref != dt_dist and (kinds != {"f"}):
         raise RangeError(
@@ -538,9 +562,13 @@ def prepare_pair(
             ref.dtype if ref.is_floating_point() else torch.float32,
             dist.dtype if dist.is_floating_point() else torch.float32,
         )
+    if keep_integers and backend == "numpy" and ref.dtype.kind in "ui":
+        convert = np.ascontiguousarray
+    else:
+        convert = lambda x: _convert(x, backend, float_dtype)  # noqa: E731
     return Pair(
-        reference=_convert(ref, backend, float_dtype),
-        distorted=_convert(dist, backend, float_dtype),
+        reference=convert(ref),
+        distorted=convert(dist),
         data_range=dr,
         batched=batched_ref,
         backend=backend,

@@ -8,7 +8,7 @@ the metric's kernel, found in the registry, computes one value per image.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from iqa import registry
@@ -20,9 +20,12 @@ __all__ = ["PreparedPair", "evaluate", "prepare"]
 
 
 def prepare(reference: Any, distorted: Any, image: ImageOptions, *, warn: bool = True) -> Pair:
-    """Validate and convert a pair with the image layer's options (``warn``: see
-    :func:`iqa.io.prepare_pair`)."""
-    return prepare_pair(reference, distorted, **asdict(image), warn=warn)
+    """Validate a pair with the image layer's options (``warn``: see
+    :func:`iqa.io.prepare_pair`). Integer NumPy pixels are kept as they are:
+    :class:`PreparedPair` converts them for the kernels that need floats."""
+    # A shallow field copy: asdict's deep copy costs more than scoring a small uint8 pair.
+    fields = {f.name: getattr(image, f.name) for f in dataclass_fields(image)}
+    return prepare_pair(reference, distorted, **fields, warn=warn, keep_integers=True)
 
 
 class PreparedPair:
@@ -36,14 +39,20 @@ class PreparedPair:
     def __init__(self, pair: Pair, conventions: Conventions) -> None:
         self.pair = pair
         self.conventions = conventions
-        self._converted: Pair | None = None
+        self._forms: dict[tuple[bool, bool], Pair] = {}
 
     def for_metric(self, spec: registry.MetricSpec) -> Pair:
-        if not spec.conventions:
-            return self.pair
-        if self._converted is None:
-            self._converted = apply_conventions(self.pair, self.conventions)
-        return self._converted
+        """The pair as ``spec``'s kernel takes it: integer pixels where it takes them (else
+        float64, converted once), under the conventions where they apply (applied once)."""
+        key = (spec.integer_pixels and self.pair.integer, spec.conventions)
+        if key not in self._forms:
+            pair = self.pair if key[0] else self.pair.as_float()
+            if spec.conventions:
+                # Y from RGB is computed in floats; a border crop keeps integers.
+                pair = apply_conventions(pair if self.conventions.color == "rgb" else pair.as_float(),
+                                         self.conventions)
+            self._forms[key] = pair
+        return self._forms[key]
 
     def score(
         self, spec: registry.MetricSpec, options: Options, runtime: Any = None, want_map: bool = False

@@ -59,6 +59,8 @@ class MetricSpec:
             the batch scorer runs it in batches on the main thread).
         map_view: the name in ``module`` of ``view(maps, index, options) -> (plane, style)``
             when the metric gives a per-pixel map (``--map FILE``, ``iqa score --maps``).
+        integer_pixels: whether the kernel takes integer NumPy pixels as they were given
+            (exactly, without the float64 copy the other kernels get).
         files: the name in ``module`` of ``files(options, weights) -> dict``, which names the
             files (and their SHA-256) behind a network metric's value, for the provenance.
     """
@@ -79,6 +81,7 @@ class MetricSpec:
     networks: bool = False
     map_view: str | None = None
     files: str | None = None
+    integer_pixels: bool = False
 
     @property
     def key(self) -> str:
@@ -157,6 +160,7 @@ METRICS: dict[str, MetricSpec] = {
             function="psnr",
             kernel="compute_psnr",
             conventions=True,
+            integer_pixels=True,
         ),
         MetricSpec(
             name="ssim",

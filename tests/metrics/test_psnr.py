@@ -272,3 +272,43 @@ def test_peer_settings_piq_and_torchmetrics(rng):
     # piq's YIQ luma: iqa's BT.601 Y PSNR is piq's + 20·log10(255/219).
     grey = piq.psnr(a[:1], b[:1], data_range=255, convert_to_greyscale=True).item()
     assert abs(grey + 20 * math.log10(255 / 219) - psnr(ref[0], dist[0], color="y")) < 1e-4
+
+
+# The MSE of uint8, uint16 and float64 NumPy images is summed by OpenCV in float64 blocks:
+# within 1e-15 relative of the exact sum (exact integers; math.fsum for float64).
+TOL_SUM = 1e-15
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_mse_is_the_exact_integer_sum(rng, dtype):
+    ref, dist = distorted_pair(rng, (3, 700, 650, 3), dtype)
+    for i in range(3):
+        exact = int(((ref[i].astype(np.int64) - dist[i]) ** 2).sum())
+        mse = exact / ref[i].size
+        expected = 10 * math.log10(np.iinfo(dtype).max ** 2 / mse)
+        got = psnr(ref, dist)[i]
+        # dB from an MSE off by a relative e moves by 10·log10(1 + e) ≈ 4.3·e.
+        assert abs(got - expected) <= 4.35 * TOL_SUM * abs(expected) + 1e-12
+
+
+def test_float64_mse_is_within_round_off_of_fsum(rng):
+    ref, dist = distorted_pair(rng, (500, 450, 3))
+    a, b = ref / 255.0, dist / 255.0
+    exact = math.fsum(((a - b) ** 2).ravel().tolist()) / a.size
+    expected = 10 * math.log10(1 / exact)
+    assert abs(psnr(a, b, data_range=1.0) - expected) <= 4.35 * TOL_SUM * abs(expected) + 1e-12
+    f32 = psnr(a.astype(np.float32), b.astype(np.float32), data_range=1.0)
+    exact32 = math.fsum(((a.astype(np.float32).astype(np.float64) - b.astype(np.float32)) ** 2).ravel().tolist())
+    assert abs(f32 - 10 * math.log10(a.size / exact32)) < 1e-12  # float32 input: differences formed in float64
+
+
+def test_integer_and_float_inputs_agree_in_a_scoring_run(rng, tmp_path):
+    from iqa import Scorer
+
+    ref, dist = distorted_pair(rng, (2, 64, 72, 3))
+    scorer = Scorer(["psnr", "ssim"])
+    ints = list(scorer.iter_scores(list(zip(ref, dist))))
+    floats = list(Scorer(["psnr", "ssim"], data_range=1.0).iter_scores(list(zip(ref / 255.0, dist / 255.0))))
+    for a, b in zip(ints, floats):
+        assert abs(a.values["psnr"] - b.values["psnr"]) < 1e-12
+        assert abs(a.values["ssim"] - b.values["ssim"]) < 1e-14
