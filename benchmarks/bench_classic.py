@@ -12,7 +12,9 @@ difference is not an error.
 
 * scikit-image: ``structural_similarity(gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False, data_range=1.0, channel_axis=-1)``, one image at a time
-  (it has no batch API), and ``peak_signal_noise_ratio(data_range=1.0)``.
+  (it has no batch API), and ``peak_signal_noise_ratio(data_range=1.0)`` (on uint8 images: its
+  default range, 255).
+* OpenCV: ``cv2.PSNR`` on uint8 images (its default peak, 255).
 * pytorch-msssim: ``ssim``/``ms_ssim(data_range=1.0, size_average=False)``; on the NumPy
   rows (MS-SSIM has no NumPy peer) it gets float64 tensors and a float64 window.
 * piq: ``ssim(downsample=False)``, ``multi_scale_ssim``, ``psnr``, ``reduction="none"``.
@@ -134,10 +136,15 @@ def main() -> None:
         t64a = torch.from_numpy(np.ascontiguousarray(a64.transpose(0, 3, 1, 2)))
         t64b = torch.from_numpy(np.ascontiguousarray(b64.transpose(0, 3, 1, 2)))
         t32a, t32b = t64a.float(), t64b.float()
+        a8, b8 = np.rint(a64 * 255).astype(np.uint8), np.rint(b64 * 255).astype(np.uint8)
 
         rows: list[tuple[str, str, Callable[[], Any], list[tuple[str, Callable[[], Any], bool]]]] = [
             ("psnr", "numpy float64", lambda: iqa.psnr(a64, b64, data_range=1.0), [
                 ("scikit-image", lambda: sk_psnr(a64, b64), True),
+            ]),
+            ("psnr", "numpy uint8", lambda: iqa.psnr(a8, b8), [
+                ("scikit-image", lambda: [peak_signal_noise_ratio(a8[i], b8[i]) for i in range(len(a8))], True),
+                ("cv2.PSNR", lambda: [cv2.PSNR(a8[i], b8[i]) for i in range(len(a8))], True),
             ]),
             ("psnr", "torch float32", lambda: iqa.psnr(t32a, t32b, data_range=1.0), [
                 ("piq", lambda: piq.psnr(t32a, t32b, data_range=1.0, reduction="none"), True),
@@ -183,6 +190,9 @@ def main() -> None:
     checks = [
         ("ssim", "torch float32", args.batch, "pytorch-msssim", 2.0, 5.0, 5e-4),
         ("ms-ssim", "torch float32", args.batch, "pytorch-msssim", 2.0, 5.0, 5e-4),
+        ("psnr", "numpy uint8", 1, "scikit-image", 1.0, 10.0, 1e-12),
+        ("psnr", "numpy uint8", 1, "cv2.PSNR", 0.5, 0.5, 1e-12),
+        ("psnr", "numpy float64", 1, "scikit-image", 1.0, 1.0, 1e-12),
         ("ssim", "numpy float64", 1, "scikit-image structural_similarity", 1.5, 3.0, 1e-6),
         ("ssim", "numpy float64", args.batch, "scikit-image structural_similarity", 1.5, 3.0, 1e-6),
     ]
