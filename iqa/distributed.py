@@ -26,6 +26,8 @@ class DistContext:
 
     rank: int = 0
     world_size: int = 1
+    #: The ``torch.distributed`` process group the collectives run in (None: the default one).
+    group: Any = None
 
     @property
     def active(self) -> bool:
@@ -45,7 +47,7 @@ class DistContext:
         out = []
         for a in arrays:
             t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            dist.all_reduce(t, op=dist.ReduceOp.SUM, group=self.group)
             out.append(t.numpy())
         return out
 
@@ -56,23 +58,28 @@ class DistContext:
         import torch.distributed as dist
 
         out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, obj)
+        dist.all_gather_object(out, obj, group=self.group)
         return out
 
     def barrier(self) -> None:
         if self.active:
             import torch.distributed as dist
 
-            dist.barrier()
+            dist.barrier(group=self.group)
 
 
-def init(backend: str | None = None) -> DistContext:
+def init(backend: str | None = None, group: Any = None) -> DistContext:
     """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1), or use the
-    default group the program already initialised (``torch.distributed.init_process_group``).
+    default group the program already initialised (``torch.distributed.init_process_group``),
+    or ``group`` (a process group of an initialised ``torch.distributed``).
 
     The backend is gloo on the CPU and NCCL when CUDA is available, unless given.
     Returns a single-process context otherwise.
     """
+    if group is not None:
+        import torch.distributed as dist
+
+        return DistContext(rank=dist.get_rank(group), world_size=dist.get_world_size(group), group=group)
     if "torch.distributed" in sys.modules:  # a group the program made itself, however launched
         import torch.distributed as dist
 

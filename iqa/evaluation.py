@@ -201,7 +201,13 @@ class Evaluator:
     (``all_reduce``) and gathers the kept features in rank order (rank 0's images first, each
     rank's in the order it added them), so every rank gets the values of the union. A folder,
     file list or ``.npz`` given to :meth:`update` or :meth:`load` is a whole set on every
-    rank: its folder files are sharded across ranks and counted once.
+    rank: its folder files are sharded across ranks and counted once. With synchronisation
+    (``sync_on_compute``, the default) every rank of the group must call :meth:`update` with
+    folders, :meth:`compute`, :meth:`save` and :meth:`load`, with the same metrics, options
+    and weights (ranks that differ are refused); a single rank calling them waits forever for
+    the others. To evaluate on one rank only (``if rank == 0: ...``), pass
+    ``sync_on_compute=False``: the evaluator is then local to its process, as without
+    ``torch.distributed``.
 
     Args:
         metrics: names among ``fid``, ``fd``, ``fd-dinov2``, ``kid``, ``cmmd``, ``precision``,
@@ -212,6 +218,10 @@ class Evaluator:
             as :func:`evaluate`.
         splits, shuffle: the Inception Score's splits and row permutation (seed ``seed``).
         data_range: the peak value of float tensors and arrays (integer ones: their dtype's).
+        sync_on_compute: combine the images of every rank of ``process_group`` (see above);
+            False: this process's images only.
+        process_group: the ``torch.distributed`` group to combine over (default: the whole
+            world).
 
     Example:
         >>> ev = Evaluator(metrics="fid,is")  # doctest: +SKIP
@@ -245,6 +255,8 @@ class Evaluator:
         strict: bool = False,
         fast: bool = False,
         allow_mismatch: bool = False,
+        sync_on_compute: bool = True,
+        process_group: Any = None,
     ) -> None:
         from iqa.options import check_data_range
         from iqa.runtime import weights_mapping
@@ -280,6 +292,7 @@ class Evaluator:
         self._ranges: tuple[float | None, float | None] = (None, check_data_range(data_range))
         self._stats: dict[tuple[str, tuple], Any] = {}
         self._ctx: Any = None
+        self.sync_on_compute, self.process_group = sync_on_compute, process_group
 
     # -- state -------------------------------------------------------------------------------
 
@@ -294,9 +307,9 @@ class Evaluator:
 
     def _context(self) -> Any:
         if self._ctx is None:
-            from iqa.distributed import init
+            from iqa.distributed import DistContext, init
 
-            self._ctx = init()
+            self._ctx = init(group=self.process_group) if self.sync_on_compute else DistContext()
         return self._ctx
 
     def update(self, real: Any = None, generated: Any = None, *, progress: Any = None) -> "Evaluator":
@@ -335,7 +348,7 @@ class Evaluator:
             stats = statistics_of(source, [self._extractors[k] for k in group],
                                   keep_features=[self._spaces[k].keep for k in group], data_range=self._ranges[0],
                                   float_range=self._ranges[1], alpha=self.alpha, strict=self.strict,
-                                  progress=progress, min_images=2 if whole else 1)
+                                  progress=progress, min_images=2 if whole else 1, context=ctx)
             got.update(zip(group, stats))
         if whole and ctx.active and not ctx.is_main:
             return
@@ -382,6 +395,8 @@ class Evaluator:
         from iqa.distribution.statistics import FIDStatistics
 
         ctx = self._context()
+        if ctx.active:
+            self._check_ranks(ctx)
         out = {}
         for key, sp in self._spaces.items():
             for role in sp.roles:
@@ -392,6 +407,27 @@ class Evaluator:
         return out
 
     # -- results -----------------------------------------------------------------------------
+
+    def _check_ranks(self, ctx: Any) -> None:
+        """Every rank's metrics, options and networks' weights must be this one's (collective:
+        every rank raises the same error, before any other collective)."""
+        from iqa.distribution.statistics import FIDStatistics, check_compatible
+
+        def digests(key: tuple) -> set:
+            return {st.weights_sha256 for (_, k), st in self._stats.items() if k == key and st.weights_sha256}
+
+        mine = (self._provenance_options(), [(k, sorted(digests(k))) for k in self._spaces])
+        theirs = ctx.gather(mine)
+        for rank, (options, spaces) in enumerate(theirs):
+            if options != theirs[0][0] or [k for k, _ in spaces] != [k for k, _ in theirs[0][1]]:
+                raise IQAError(f"rank {rank} evaluates other metrics or options than rank 0: {options} and "
+                               f"{theirs[0][0]}; every rank must construct its Evaluator alike")
+        for i, key in enumerate(self._spaces):
+            held = [d for _, spaces in theirs for d in spaces[i][1]]
+            first = FIDStatistics(dims=key[2], mode=key[1], extractor=key[0], weights_sha256=held[0] if held else None)
+            for d in held[1:]:
+                check_compatible(first, FIDStatistics(dims=key[2], mode=key[1], extractor=key[0], weights_sha256=d),
+                                 allow_mismatch=self.allow_mismatch)
 
     def compute(self) -> "EvaluationResult":
         """The metrics' values on everything added so far (on every rank: collective under

@@ -211,3 +211,68 @@ def test_evaluator_under_two_gloo_processes_equals_one(setup, tmp_path):
     swapped = iqa.Evaluator("is", splits=2, weights={"inception-fid": weights}).update(generated=gen[6:])
     swapped.update(generated=gen[:6])
     assert swapped.compute()["is_std"] != pytest.approx(want["is_std"], rel=1e-3)
+
+
+RANKS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import numpy as np, torch
+    import iqa
+    from iqa.distributed import init
+
+    w0, w1, gen, out = sys.argv[1:5]
+    ctx = init()
+    gen = torch.from_numpy(np.load(gen))
+    info = {}
+    if ctx.rank == 0:  # rank 0 alone evaluates: a local evaluator, no collective
+        ev = iqa.Evaluator("kid", extractor="inception", dims=64, subset_size=4, weights={"inception-fid": w0},
+                           workers=0, sync_on_compute=False)
+        ev.update(real=gen[:5], generated=gen[5:])
+        info["local"] = ev.compute().values
+        info["saved"] = ev.save(Path(out) / "local.npz") is not None
+    ctx.barrier()
+    # Each rank its own weights: pooling their features would mix two networks.
+    ev = iqa.Evaluator("kid", extractor="inception", dims=64, subset_size=4,
+                       weights={"inception-fid": [w0, w1][ctx.rank]}, workers=0)
+    ev.update(real=gen[:5], generated=gen[5:])
+    try:
+        ev.compute()
+    except iqa.IQAError as exc:
+        info["weights"] = str(exc)
+    # Other options on each rank (here dims): refused before any collective that would hang.
+    ev = iqa.Evaluator("kid", extractor="inception", dims=[64, 192][ctx.rank], subset_size=4,
+                       weights={"inception-fid": w0}, workers=0)
+    ev.update(real=gen[:5], generated=gen[5:])
+    try:
+        ev.compute()
+    except iqa.IQAError as exc:
+        info["options"] = str(exc)
+    (Path(out) / f"rank{ctx.rank}.json").write_text(json.dumps(info))
+    """
+)
+
+
+def test_evaluator_on_one_rank_and_ranks_that_differ(setup, tmp_path):
+    """sync_on_compute=False: rank 0 alone computes and saves (no collective waiting for rank 1);
+    ranks with other weights or options are refused on every rank instead of pooled."""
+    import iqa
+
+    w0, root, _ = setup
+    w1 = fw.weights_file(root, seed=1)
+    gen = torch.from_numpy(fw.synthetic_images(10, 40, 82, "noisy")).permute(0, 3, 1, 2).contiguous()
+    np.save(tmp_path / "gen.npy", gen.numpy())
+    (tmp_path / "run.py").write_text(RANKS_SCRIPT)
+    res = _torchrun([str(tmp_path / "run.py"), str(w0), str(w1), str(tmp_path / "gen.npy"), str(tmp_path)], tmp_path)
+    assert res.returncode == 0, _why(res)
+    infos = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    one = iqa.Evaluator("kid", extractor="inception", dims=64, subset_size=4, weights={"inception-fid": w0},
+                        workers=0).update(real=gen[:5], generated=gen[5:])
+    # rank 0's own 10 images: the same as one process. It ran one thread (float32 round-off of
+    # ~1e-7 in the features), which KID, a difference of kernel means, amplifies: measured
+    # 4.6e-6 relative, so 1e-4 (a wrong set or pooled rank would be off by far more).
+    assert infos[0]["local"]["kid"] == pytest.approx(one.compute()["kid"], rel=1e-4)
+    assert infos[0]["saved"] and (tmp_path / "local.npz").exists() and "local" not in infos[1]
+    for info in infos:
+        assert "different Inception weights" in info["weights"] and "allow_mismatch=True" in info["weights"]
+        assert "rank 1 evaluates other metrics or options than rank 0" in info["options"]

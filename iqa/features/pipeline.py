@@ -211,6 +211,7 @@ def statistics_of(
     progress: Callable[[int, int], None] | None = None,
     min_images: int = 2,
     float_range: float | None = None,
+    context: Any = None,
 ) -> list[FIDStatistics]:
     """The statistics of one source under several extractors, each image decoded once.
 
@@ -219,7 +220,8 @@ def statistics_of(
     extractor's statistics, so it is accepted only with one extractor. Fewer than
     ``min_images`` images is an error (2 for a whole set; :class:`iqa.Evaluator` adds batches
     of 1). ``float_range``, when ``data_range`` is None, is the peak value of float arrays and
-    tensors only (integer ones keep the range their dtype implies).
+    tensors only (integer ones keep the range their dtype implies). ``context``: the
+    :class:`iqa.distributed.DistContext` a folder's files are sharded over (default: ``init()``).
     """
     keep = [False] * len(extractors) if keep_features is None else list(keep_features)
     if isinstance(source, (str, os.PathLike)):
@@ -234,7 +236,7 @@ def statistics_of(
         if p.suffix.lower() == ".txt" and p.is_file():
             files = read_file_list(p)
             return _from_files(extractors, keep, files, str(p), data_range, bit_depth, alpha, strict, progress,
-                               min_images)
+                               min_images, context)
         if not p.exists():
             raise ImageLoadError(f"{p}: no such folder or file")
         if not p.is_dir():
@@ -244,12 +246,12 @@ def statistics_of(
             known = ", ".join(e[1:] for e in IMAGE_EXTENSIONS)
             raise ImageLoadError(f"{p}: no image files found (extensions: {known})")
         return _from_files(extractors, keep, files, str(p), data_range, bit_depth, alpha, strict, progress,
-                           min_images)
+                           min_images, context)
     if isinstance(source, (list, tuple)) and all(isinstance(f, (str, os.PathLike)) for f in source):
         if not source:
             raise ImageLoadError("the list of files is empty")
         return _from_files(extractors, keep, [Path(f) for f in source], "file list", data_range, bit_depth, alpha,
-                           strict, progress, min_images)
+                           strict, progress, min_images, context)
     ranges = (data_range, float_range)
     if isinstance(source, np.ndarray) or is_tensor(source):
         return _from_batches(extractors, keep, [source], ranges, bit_depth, alpha, progress, len(source), min_images)
@@ -272,12 +274,12 @@ def _load_file(extractors, path: Path, data_range, bit_depth, alpha) -> tuple[An
 
 
 def _from_files(extractors, keep, files, label, data_range, bit_depth, alpha, strict, progress,
-                min_images) -> list[FIDStatistics]:
+                min_images, ctx=None) -> list[FIDStatistics]:
     import torch
 
     from iqa.distributed import init, shard
 
-    ctx = init()
+    ctx = init() if ctx is None else ctx
     indexed = list(enumerate(files))
     mine = shard(indexed, ctx) if ctx.active else indexed
     all_stats = [e.new_statistics(k) for e, k in zip(extractors, keep)]
