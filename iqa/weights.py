@@ -755,12 +755,19 @@ def read_torchscript_tensors(path: str | os.PathLike) -> dict[str, Any]:
     Returns:
         ``{"visual.conv1.weight": tensor, ...}``: dotted attribute paths, as ``state_dict()``.
 
+    A crafted archive cannot make it allocate more than the archive holds: the entries read
+    (``data.pkl``, ``data/N``) must be stored uncompressed (as ``torch.jit.save`` writes them)
+    and no larger than the file, each storage is read once, and a tensor must lie inside its
+    storage without repeating elements (no overlapping or zero strides).
+
     Raises:
-        WeightsError: not a TorchScript archive, a missing storage, or a pickle that names
-            anything else.
+        WeightsError: not a TorchScript archive, a missing storage, a compressed or oversized
+            entry, a tensor outside its storage, or a pickle that names anything else.
     """
     import collections
     import io
+    import math
+    import operator
     import pickle
     import zipfile
 
@@ -768,19 +775,43 @@ def read_torchscript_tensors(path: str | os.PathLike) -> dict[str, Any]:
 
     p = Path(path)
 
-    class _Storage:
-        def __init__(self, dtype: Any, data: bytes) -> None:
-            self.dtype, self.data = dtype, data
-
-    def rebuild(storage: Any, offset: int, size: Any, stride: Any, *_rest: Any) -> Any:
-        flat = torch.frombuffer(bytearray(storage.data), dtype=storage.dtype) if storage.data else torch.empty(
-            0, dtype=storage.dtype)
-        return flat.as_strided(tuple(size), tuple(stride), offset).clone()
+    def rebuild(flat: Any, offset: Any, size: Any, stride: Any, *_rest: Any) -> Any:
+        if not isinstance(flat, torch.Tensor):
+            raise WeightsError(f"{p}: a tensor in data.pkl is not built from a storage")
+        try:
+            size, stride, offset = tuple(map(operator.index, size)), tuple(map(operator.index, stride)), \
+                operator.index(offset)
+        except TypeError:
+            raise WeightsError(f"{p}: a tensor in data.pkl has a malformed size or stride") from None
+        if len(size) != len(stride) or min((*size, *stride, offset), default=0) < 0:
+            raise WeightsError(f"{p}: a tensor in data.pkl has a malformed size {size} or stride {stride}")
+        numel = math.prod(size)
+        if numel:
+            # The last element must lie inside the storage, and no element may repeat (an
+            # overlapping or zero stride would make the copy below larger than the archive).
+            extent = offset + sum((n - 1) * st for n, st in zip(size, stride))
+            overlaps, reach = False, 1
+            for st, n in sorted((st, n) for n, st in zip(size, stride) if n > 1):
+                overlaps, reach = overlaps or st < reach, reach + (n - 1) * st
+            if extent >= flat.numel() or numel > flat.numel() or overlaps:
+                raise WeightsError(f"{p}: a tensor of size {size} and stride {stride} at offset {offset} does not "
+                                   f"fit its storage of {flat.numel()} elements (a damaged or crafted archive)")
+        return flat.as_strided(size, stride, offset).clone()
 
     try:
         z = zipfile.ZipFile(p)
+        total = p.stat().st_size
     except (zipfile.BadZipFile, OSError) as exc:
         raise WeightsError(f"{p}: not a readable TorchScript archive ({exc})") from None
+
+    def read(name: str) -> bytes:
+        info = z.getinfo(name)  # KeyError when missing
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size > total:
+            raise WeightsError(f"{p}: its entry {name} is compressed or larger than the archive ({info.file_size} "
+                               "bytes); torch.jit.save stores them uncompressed (a damaged or crafted archive)")
+        return z.read(name)
+
+    storages: dict[str, Any] = {}  # each data/N read once, however many tensors view it
     with z:
         pkls = [n for n in z.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
         if len(pkls) != 1:
@@ -808,21 +839,32 @@ def read_torchscript_tensors(path: str | os.PathLike) -> dict[str, Any]:
                 dtype, key = pid[1], str(pid[2])
                 if not isinstance(dtype, torch.dtype):
                     raise WeightsError(f"{p}: a storage of unknown type {dtype!r} in data.pkl")
-                try:
-                    return _Storage(dtype, z.read(f"{root}/data/{key}"))
-                except KeyError:
-                    raise WeightsError(f"{p}: storage data/{key} is missing from the archive") from None
+                if key not in storages:
+                    try:
+                        data = read(f"{root}/data/{key}")
+                    except KeyError:
+                        raise WeightsError(f"{p}: storage data/{key} is missing from the archive") from None
+                    itemsize = torch.empty(0, dtype=dtype).element_size()
+                    data = bytearray(data[: len(data) - len(data) % itemsize])
+                    storages[key] = torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
+                elif storages[key].dtype != dtype:
+                    raise WeightsError(f"{p}: storage data/{key} is named with two element types in data.pkl")
+                return storages[key]
 
         try:
-            top = _Unpickler(io.BytesIO(z.read(pkls[0]))).load()
+            top = _Unpickler(io.BytesIO(read(pkls[0]))).load()
         except WeightsError:
             raise
         except Exception as exc:
             raise WeightsError(f"{p}: cannot read the TorchScript archive's data.pkl ({type(exc).__name__}: "
                                f"{str(exc)[:120]})") from None
     out: dict[str, Any] = {}
+    seen: set[int] = set()
 
     def walk(obj: Any, prefix: str) -> None:
+        if id(obj) in seen:
+            raise WeightsError(f"{p}: a module appears twice in the module tree of data.pkl (a damaged or crafted archive)")
+        seen.add(id(obj))
         for k, v in obj.attributes.items():
             if isinstance(v, torch.Tensor):
                 out[prefix + k] = v

@@ -94,6 +94,61 @@ def test_archive_naming_other_code_is_refused_and_not_run(tmp_path, capsys):
     assert "never run" not in capsys.readouterr().out
 
 
+def _crafted(path, size, stride, offset=0, *, storage=b"\0" * 8, compress=False, tensors=1, cycle=False):
+    """A TorchScript-like archive whose module ``m`` holds ``tensors`` float16 tensors viewing
+    storage data/0 (``size``, ``stride``, ``offset``), written opcode by opcode."""
+    def op(obj):  # one object's pickle opcodes (no PROTO, no STOP)
+        return pickle.dumps(obj, protocol=2)[2:-1]
+
+    tensor = (b"ctorch._utils\n_rebuild_tensor_v2\n((" + op("storage") + b"ctorch\nHalfStorage\n" + op("0") + op("cpu") + op(len(storage) // 2) + b"tQ"
+              + op(offset) + op(tuple(size)) + op(tuple(stride)) + b"\x89ccollections\nOrderedDict\n)RtR")
+    attrs = b"".join(op(f"w{i}") + tensor for i in range(tensors)) + (b"X\x01\x00\x00\x00cj\xff\x00\x00\x00" if cycle else b"")
+    pkl = b"\x80\x02c__torch__.m\nM\n)\x81r\xff\x00\x00\x00}(" + attrs + b"ub."
+    kind = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("m/data.pkl", pkl, compress_type=kind)
+        z.writestr("m/constants.pkl", pickle.dumps((), protocol=2))
+        z.writestr("m/code/__torch__/m.py", "", compress_type=zipfile.ZIP_DEFLATED)
+        z.writestr("m/data/0", storage, compress_type=kind)
+    return path
+
+
+def test_crafted_archives_cannot_allocate_more_than_they_hold(tmp_path, monkeypatch):
+    """A tensor must lie inside its storage without repeating elements (a 1-element storage
+    viewed with zero strides as 10⁸ elements would be copied into 200 MB); entries must be
+    stored as torch.jit.save stores them; each storage is read once; a module tree that
+    contains itself is refused."""
+    ok = read_torchscript_tensors(_crafted(tmp_path / "ok.pt", (2, 2), (1, 2)))  # a transposed 2×2: fine
+    assert torch.equal(ok["w0"], torch.zeros(2, 2, dtype=torch.float16))
+    for name, size, stride, offset in (("zero", (10000, 10000), (0, 0), 0), ("outside", (3, 3), (3, 1), 0),
+                                       ("offset", (4,), (1,), 1), ("overlap", (2, 3), (1, 1), 0),
+                                       ("negative", (2,), (-1,), 1)):
+        with pytest.raises(WeightsError, match=r"does not fit its storage of 4 elements|malformed size"):
+            read_torchscript_tensors(_crafted(tmp_path / f"{name}.pt", size, stride, offset))
+    with pytest.raises(WeightsError, match=r"data\.pkl is compressed or larger than the archive"):
+        read_torchscript_tensors(_crafted(tmp_path / "deflated.pt", (2, 2), (2, 1), compress=True))
+    big = _crafted(tmp_path / "big.pt", (2, 2), (2, 1))
+    real = zipfile.ZipFile.getinfo
+
+    def claims_more(self, name):  # a central directory that announces a huge entry
+        info = real(self, name)
+        if name.endswith("data/0"):
+            info.file_size = 1 << 40
+        return info
+
+    with monkeypatch.context() as m:
+        m.setattr(zipfile.ZipFile, "getinfo", claims_more)
+        with pytest.raises(WeightsError, match=r"data/0 is compressed or larger than the archive \(1099511627776"):
+            read_torchscript_tensors(big)
+    reads = []
+    original = zipfile.ZipFile.read
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, name, *a: reads.append(name) or original(self, name, *a))
+    shared = read_torchscript_tensors(_crafted(tmp_path / "shared.pt", (4,), (1,), tensors=5))
+    assert len(shared) == 5 and reads.count("m/data/0") == 1
+    with pytest.raises(WeightsError, match="a module appears twice"):
+        read_torchscript_tensors(_crafted(tmp_path / "cycle.pt", (4,), (1,), cycle=True))
+
+
 @pytest.mark.parametrize("source", ["torchscript", "state_dict"])
 def test_embeddings_match_open_clip(source, clip_archive, tmp_path, reference):
     """Our tower from OpenAI's file formats against open_clip's ``encode_image`` on the
