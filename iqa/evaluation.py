@@ -193,7 +193,8 @@ class Evaluator:
     Inputs: tensors ``N×C×H×W`` or NumPy arrays ``N×H×W×C`` (or an iterable of them, e.g. a
     DataLoader, or ``(images, labels)`` tuples), on any device (moved to the networks');
     ``uint8`` is [0, 255], ``uint16`` [0, 65535], float is [0, ``data_range``] (default
-    [0, 1]). Gray is replicated to RGB. Folders, file lists and ``.npz`` statistics from
+    [0, 1]; float data outside it by more than 1 % of the range raises :class:`RangeError`).
+    Gray is replicated to RGB. Folders, file lists and ``.npz`` statistics from
     ``iqa stats`` are accepted too (a whole set each).
 
     Under ``torch.distributed`` (``torchrun``, or a group the program initialised), each rank

@@ -674,6 +674,11 @@ def load_state_dict(name: str, *, path: str | os.PathLike | None = None) -> dict
                                f"archive); {saved}") from None
         raise WeightsError(f"{p}: cannot read the weights file ({exc.strerror or type(exc).__name__})") from None
     except Exception as exc:  # torch raises several types for a file it cannot read
+        names = _zip_names(p)
+        if any(n.endswith("/constants.pkl") for n in names) and not any("/code/" in n for n in names):
+            raise WeightsError(f"{p}: a TorchScript archive without its code/ folder (an incomplete torch.jit.save "
+                               "file); for CLIP give OpenAI's .pt file as downloaded, or a state dict saved with "
+                               "torch.save(model.state_dict(), path)") from None
         text = str(exc)
         why = "a truncated or corrupt archive" if "PytorchStreamReader" in text or "zip" in text.lower() else type(exc).__name__
         raise WeightsError(f"{p}: cannot be loaded as a PyTorch state dict ({why}); {saved}") from None
@@ -711,14 +716,19 @@ _STORAGE_DTYPES = {
 def _is_torchscript(path: Path) -> bool:
     """Whether a zip file is a TorchScript archive (``torch.jit.save``): it holds code/ and
     constants.pkl beside data.pkl, which a ``torch.save`` file does not."""
+    names = _zip_names(path)  # none when unreadable: torch.load reports it
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def _zip_names(path: Path) -> list[str]:
+    """The entry names of a zip file ([] when it is not a readable one)."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as z:
-            names = z.namelist()
+            return z.namelist()
     except (zipfile.BadZipFile, OSError):
-        return False  # torch.load reports it
-    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+        return []
 
 
 class _ScriptObject:

@@ -106,8 +106,21 @@ def test_float_input_agrees_with_uint8(sets):
     # NumPy batches are channels-last, as everywhere in iqa.
     nhwc = _evaluator(sets).update(real=sets["real"].permute(0, 2, 3, 1).numpy(), generated=sets["gen"])
     assert _compute(nhwc).values == pytest.approx(want.values, rel=1e-12)
-    with pytest.warns(iqa.RangeWarning, match=r"outside the data range \[0, 1\]"):
-        _evaluator(sets).update(real=sets["real"].float())  # [0, 255] floats against the [0, 1] default
+    # Floats outside the evaluator's range are refused (its default 1 is nobody's choice):
+    # [0, 255] floats, and [-1, 1] (a generator's tanh output); 1 % over still passes.
+    for wrong in (sets["real"].float(), sets["real"].float() / 127.5 - 1):
+        with pytest.raises(iqa.RangeError, match=r"outside the data range \[0, 1\].*pass the Evaluator's data_range"):
+            _evaluator(sets).update(real=wrong)
+    assert _evaluator(sets).update(real=sets["real"].float() / 255 * 1.009).counts() == {"real": 9, "generated": 0}
+    # One (images, labels) batch, as a DataLoader yields it, and a loader of them.
+    labels = torch.arange(8)
+    pairs = _evaluator(sets).update(real=(sets["real"], torch.arange(9)), generated=(sets["gen"], labels))
+    loader = _evaluator(sets).update(real=sets["real"], generated=[(sets["gen"][:5], labels[:5]),
+                                                                    (sets["gen"][5:], labels[5:])])
+    assert _compute(pairs).values == pytest.approx(want.values, rel=1e-12)
+    batched = _compute(loader).values  # moments summed in two batches: FD to 1e-6 (see the merge test)
+    assert batched.pop("fd") == pytest.approx(want["fd"], rel=1e-6)
+    assert batched == pytest.approx({k: v for k, v in want.values.items() if k != "fd"}, rel=1e-12)
 
 
 def test_errors_name_the_problem(sets, tmp_path):

@@ -32,7 +32,7 @@ from iqa.features.preprocess import (
     resize_pil_bicubic,
     resize_pil_uint8,
 )
-from iqa.io import is_tensor, prepare_image, to_rgb
+from iqa.io import RANGE_NOTE, is_tensor, prepare_image, to_rgb
 from iqa.options import check_choice, check_integer
 from iqa.parallel import ordered_map
 
@@ -253,6 +253,8 @@ def statistics_of(
         return _from_files(extractors, keep, [Path(f) for f in source], "file list", data_range, bit_depth, alpha,
                            strict, progress, min_images, context)
     ranges = (data_range, float_range)
+    if _images_and_labels(source):  # one (images, labels) batch
+        source = [source]
     if isinstance(source, np.ndarray) or is_tensor(source):
         return _from_batches(extractors, keep, [source], ranges, bit_depth, alpha, progress, len(source), min_images)
     if isinstance(source, Iterable):
@@ -336,6 +338,14 @@ def _from_files(extractors, keep, files, label, data_range, bit_depth, alpha, st
     return all_stats
 
 
+def _images_and_labels(source: Any) -> bool:
+    """Whether ``source`` is one ``(images, labels)`` pair: a 2-tuple whose second item is a
+    tensor or array of at most one dimension (a DataLoader's batch)."""
+    return (isinstance(source, tuple) and len(source) == 2 and (isinstance(source[1], np.ndarray)
+            or is_tensor(source[1])) and source[1].ndim <= 1 and (isinstance(source[0], np.ndarray)
+                                                                  or is_tensor(source[0])))
+
+
 def _from_batches(extractors, keep, batches, ranges, bit_depth, alpha, progress, total,
                   min_images) -> list[FIDStatistics]:
     import torch
@@ -347,11 +357,19 @@ def _from_batches(extractors, keep, batches, ranges, bit_depth, alpha, progress,
             batch = batch[0]
         if isinstance(batch, dict):
             raise TypeError("expected tensor batches (or (images, labels) tuples), got a dict")
-        data_range = ranges[0]
+        data_range, peak = ranges[0], None
         if data_range is None and ranges[1] is not None and getattr(batch, "dtype", None) is not None:
             floating = batch.is_floating_point() if is_tensor(batch) else np.asarray(batch).dtype.kind == "f"
-            data_range = ranges[1] if floating else None
-        prepared = prepare_image(batch, data_range=data_range, bit_depth=bit_depth, alpha=alpha, role="batch")
+            data_range = peak = ranges[1] if floating else None
+        prepared = prepare_image(batch, data_range=data_range, bit_depth=bit_depth, alpha=alpha, role="batch",
+                                 warn=peak is None)
+        if peak is not None and RANGE_NOTE in prepared.notes:
+            # The evaluator's float peak (1 unless given) is a default nobody may have chosen:
+            # data outside it is refused, not scored on the wrong scale.
+            lo, hi = float(batch.min()), float(batch.max())
+            raise RangeError(f"batch: float values from {lo:.4g} to {hi:.4g}, outside the data range [0, {peak:g}] "
+                             f"of float images; pass the Evaluator's data_range (255 for [0, 255] floats), or map "
+                             "[-1, 1] data to [0, 1] with (x + 1) / 2")
         x = prepared.pixels
         if prepared.backend == "numpy":
             x = torch.from_numpy(x).permute(0, 3, 1, 2)

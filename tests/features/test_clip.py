@@ -149,6 +149,16 @@ def test_crafted_archives_cannot_allocate_more_than_they_hold(tmp_path, monkeypa
         read_torchscript_tensors(_crafted(tmp_path / "cycle.pt", (4,), (1,), cycle=True))
 
 
+def test_a_torchscript_archive_without_its_code_gets_a_clip_hint(tmp_path):
+    path = _crafted(tmp_path / "nocode.pt", (4,), (1,))
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp_path / "cut.pt", "w") as dst:
+        for info in src.infolist():
+            if "/code/" not in info.filename:
+                dst.writestr(info, src.read(info))
+    with pytest.raises(WeightsError, match=r"cut\.pt: a TorchScript archive without its code/ folder.*OpenAI's \.pt"):
+        load_clip("vitl14-336", tmp_path / "cut.pt")
+
+
 @pytest.mark.parametrize("source", ["torchscript", "state_dict"])
 def test_embeddings_match_open_clip(source, clip_archive, tmp_path, reference):
     """Our tower from OpenAI's file formats against open_clip's ``encode_image`` on the
