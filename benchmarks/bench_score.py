@@ -18,7 +18,13 @@ work done, whatever the load), the largest difference between the two sides' num
 the peak resident memory of ``iqa score`` for a growing number of pairs (each measured in a
 fresh process): it should stay flat.
 
-Usage: ``python benchmarks/bench_score.py [--pairs 500] [--blocks 5] [--workers N]`` (``--workers``
+With ``--lpips`` both sides add LPIPS-alex: the loop calls the ``lpips`` package (0.1.4,
+``normalize=True`` on [0, 1] tensors, one pair at a time, under ``torch.no_grad()``), iqa adds
+``-m lpips``; both get the same seeded random AlexNet trunk (``--weights alexnet=FILE`` for
+iqa; pretrained weights cannot be downloaded on the benchmark machine, and the cost does not
+depend on the values) and the ``lpips`` package's linear heads.
+
+Usage: ``python benchmarks/bench_score.py [--pairs 500] [--blocks 5] [--workers N] [--lpips]`` (``--workers``
 as for ``iqa score``: threads beside the main one)
 """
 
@@ -33,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +65,31 @@ def make_pairs(root: Path, n: int, size: int = 512, seed: int = 0) -> tuple[Path
     return ref_dir, dist_dir
 
 
-def baseline(ref_dir: Path, dist_dir: Path) -> tuple[float, float, dict[str, tuple[float, float]]]:
-    """Wall-clock and CPU seconds of the plain loop, and its numbers."""
+def lpips_model(trunk: Path) -> object:
+    """The ``lpips`` package's LPIPS-alex with the AlexNet trunk of ``trunk`` (torchvision's
+    ``features.*`` layout) and its own linear heads."""
+    import re
+
+    import lpips
+    import torch
+
+    features = torch.load(trunk, weights_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its torchvision pretrained= call
+        model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
+    model.net.load_state_dict({k: features["features." + re.match(r"slice\d+\.(.*)", k).group(1)]
+                               for k in model.net.state_dict()})
+    return model
+
+
+def baseline(ref_dir: Path, dist_dir: Path, lp: object = None) -> tuple[float, float, dict[str, tuple]]:
+    """Wall-clock and CPU seconds of the plain loop, and its numbers (with LPIPS by the
+    ``lpips`` package when ``lp`` is its model)."""
     from PIL import Image
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+    if lp is not None:
+        import torch
     out = {}
     t0, c0 = time.perf_counter(), time.process_time()
     for ref_path in sorted(ref_dir.iterdir()):
@@ -73,6 +100,10 @@ def baseline(ref_dir: Path, dist_dir: Path) -> tuple[float, float, dict[str, tup
             a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1, data_range=255
         )
         out[ref_path.name] = (float(p), float(s))
+        if lp is not None:
+            x, y = (torch.from_numpy(v).permute(2, 0, 1)[None].float() / 255 for v in (a, b))
+            with torch.no_grad():
+                out[ref_path.name] += (float(lp(x, y, normalize=True)),)
     return time.perf_counter() - t0, time.process_time() - c0, out
 
 
@@ -80,11 +111,17 @@ def iqa_exe() -> str:
     return shutil.which("iqa") or str(Path(sys.executable).with_name("iqa"))
 
 
-def run_iqa(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None) -> tuple[float, float]:
-    """Wall-clock and CPU seconds (all threads) of one ``iqa score`` process."""
-    cmd = [iqa_exe(), "score", str(ref_dir), str(dist_dir), "-m", "psnr", "-m", "ssim", "-o", str(output), "--overwrite"]
+def score_cmd(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None, extra: list[str]) -> list[str]:
+    cmd = [iqa_exe(), "score", str(ref_dir), str(dist_dir), "-m", "psnr", "-m", "ssim", *extra,
+           "-o", str(output), "--overwrite"]
     if workers is not None:  # 0 is meaningful: everything in the main thread
         cmd += ["--workers", str(workers)]
+    return cmd
+
+
+def run_iqa(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None, extra: list[str]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (all threads) of one ``iqa score`` process."""
+    cmd = score_cmd(ref_dir, dist_dir, output, workers, extra)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -96,11 +133,9 @@ def run_iqa(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None) ->
     return elapsed, cpu
 
 
-def peak_rss_mib(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None) -> float:
+def peak_rss_mib(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None, extra: list[str]) -> float:
     """Peak RSS of one ``iqa score`` run, measured by a fresh wrapper process."""
-    cmd = [iqa_exe(), "score", str(ref_dir), str(dist_dir), "-m", "psnr", "-m", "ssim", "-o", str(output), "--overwrite"]
-    if workers is not None:  # 0 is meaningful: everything in the main thread
-        cmd += ["--workers", str(workers)]
+    cmd = score_cmd(ref_dir, dist_dir, output, workers, extra)
     probe = (
         "import resource, subprocess, sys; "
         "r = subprocess.run(sys.argv[1:], capture_output=True); "
@@ -129,6 +164,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="iqa score --workers: threads beside the main one, 0 = the main thread only "
                         "(default: its own)")
+    parser.add_argument("--lpips", action="store_true",
+                        help="add LPIPS-alex: the lpips package in the loop, -m lpips for iqa (same AlexNet trunk)")
     args = parser.parse_args()
     import os as _os
     import sys as _sys
@@ -145,6 +182,18 @@ def main() -> None:
         print(f"generated {args.pairs} pairs of 512x512 RGB PNG in {time.perf_counter() - t0:.1f} s")
         print(f"cores: {os.cpu_count()}; load average before timing: {os.getloadavg()[0]:.2f}")
 
+        extra: list[str] = []
+        lp = None
+        if args.lpips:
+            import torch
+            import torchvision.models as tvm
+
+            torch.manual_seed(0)  # a random trunk: its cost does not depend on its values
+            trunk = root / "alexnet-random.pth"
+            torch.save({k: v for k, v in tvm.alexnet(weights=None).state_dict().items() if k.startswith("features.")},
+                       trunk)
+            lp = lpips_model(trunk)
+            extra = ["-m", "lpips", "--weights", f"alexnet={trunk}"]
         names = sorted(p.name for p in ref_dir.iterdir())
         blocks = [names[i :: args.blocks] for i in range(args.blocks)]
         t_iqa = c_iqa = t_base = c_base = 0.0
@@ -155,10 +204,10 @@ def main() -> None:
             output = root / f"scores{k}.csv"
             for side in ((0, 1) if k % 2 == 0 else (1, 0)):
                 if side == 0:
-                    wall, cpu = run_iqa(r, d, output, args.workers)
+                    wall, cpu = run_iqa(r, d, output, args.workers, extra)
                     t_iqa, c_iqa = t_iqa + wall, c_iqa + cpu
                 else:
-                    wall, cpu, numbers = baseline(r, d)
+                    wall, cpu, numbers = baseline(r, d, lp)
                     t_base, c_base = t_base + wall, c_base + cpu
                     base.update(numbers)
             with open(output, newline="") as fh:
@@ -168,16 +217,18 @@ def main() -> None:
         d_psnr = max(abs(float(r["psnr"]) - base[r["reference"]][0]) for r in rows)
         d_ssim = max(abs(float(r["ssim"]) - base[r["reference"]][1]) for r in rows)
 
-        print(f"baseline (Pillow + skimage loop): {t_base:8.2f} s wall  {c_base:8.2f} s CPU  ({args.pairs / t_base:6.1f} pairs/s)")
+        print(f"baseline (Pillow + skimage{' + lpips' if lp else ''} loop): {t_base:8.2f} s wall  {c_base:8.2f} s CPU  ({args.pairs / t_base:6.1f} pairs/s)")
         print(f"iqa score (CLI in a subprocess) : {t_iqa:8.2f} s wall  {c_iqa:8.2f} s CPU  ({args.pairs / t_iqa:6.1f} pairs/s)")
         print(f"ratio baseline / iqa score      : {t_base / t_iqa:8.2f}x wall-clock, {c_base / c_iqa:.2f}x CPU time")
         print(f"load average after timing: {os.getloadavg()[0]:.2f} (on {os.cpu_count()} cores)")
-        print(f"largest difference: psnr {d_psnr:.2e} dB, ssim {d_ssim:.2e}")
+        d_lpips = max((abs(float(r["lpips"]) - base[r["reference"]][2]) for r in rows), default=0.0) if lp else None
+        print(f"largest difference: psnr {d_psnr:.2e} dB, ssim {d_ssim:.2e}"
+              + (f", lpips {d_lpips:.2e}" if lp else ""))
 
         print("peak resident memory of iqa score:")
         for n in sorted({max(1, args.pairs // 10), max(1, args.pairs // 2), args.pairs}):
             r, d = link_subset(ref_dir, dist_dir, root / f"mem{n}", names[:n])
-            mib = peak_rss_mib(r, d, root / f"mem{n}.csv", args.workers)
+            mib = peak_rss_mib(r, d, root / f"mem{n}.csv", args.workers, extra)
             print(f"  {n:5d} pairs: {mib:7.1f} MiB")
 
 

@@ -11,7 +11,8 @@ squared, weighted by the linear head's 1×1 convolution, averaged over space (or
 bilinearly to the image size for ``spatial=True``) and summed over the layers.
 
 Where the pieces come from:
-    The backbone is built with torchvision's current API (``weights=None``) and loaded from
+    The backbone is torchvision's ``features``, layer for layer (built here, see
+    :func:`backbone_features`), loaded from
     the verified file in :mod:`iqa.weights` (or from the user's torchvision-format state dict
     given as ``weights``); nothing prints, downloads or warns. The linear heads are
     the ``.pth`` files shipped inside the installed ``lpips`` package
@@ -163,14 +164,70 @@ def _load_heads(net: str, version: str) -> list[Any]:
     return heads
 
 
-def _backbone_features(net: str, weights_path: Path) -> Any:
-    """torchvision's ``features`` for ``net``, built with ``weights=None`` on the meta
-    device (no random initialisation, no classifier allocated) and loaded from the file."""
-    import torchvision.models as tvm
+class _Fire(nn.Module):
+    """torchvision's SqueezeNet Fire module (same attribute names, so the same state-dict keys)."""
 
-    spec = NETS[net]
+    def __init__(self, inplanes: int, squeeze: int, expand1x1: int, expand3x3: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(inplanes, squeeze, kernel_size=1)
+        self.squeeze_activation = nn.ReLU(inplace=True)
+        self.expand1x1 = nn.Conv2d(squeeze, expand1x1, kernel_size=1)
+        self.expand1x1_activation = nn.ReLU(inplace=True)
+        self.expand3x3 = nn.Conv2d(squeeze, expand3x3, kernel_size=3, padding=1)
+        self.expand3x3_activation = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.squeeze_activation(self.squeeze(x))
+        return torch.cat([self.expand1x1_activation(self.expand1x1(x)),
+                          self.expand3x3_activation(self.expand3x3(x))], 1)
+
+
+def _vgg16_layers() -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    channels = 3
+    for v in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"):
+        if v == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(channels, v, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            channels = v
+    return layers
+
+
+#: The ``features`` part of torchvision's AlexNet, VGG16 and SqueezeNet 1.1, layer for layer
+#: (torchvision/models/{alexnet,vgg,squeezenet}.py), so that torchvision's files load into
+#: them unchanged; written here because importing torchvision costs ~1.4 s at every start.
+_FEATURES = {
+    "alexnet": lambda: [
+        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=3, stride=2),
+    ],
+    "vgg16": _vgg16_layers,
+    "squeezenet1_1": lambda: [
+        nn.Conv2d(3, 64, kernel_size=3, stride=2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+        _Fire(64, 16, 64, 64), _Fire(128, 16, 64, 64), nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+        _Fire(128, 32, 128, 128), _Fire(256, 32, 128, 128), nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+        _Fire(256, 48, 192, 192), _Fire(384, 48, 192, 192), _Fire(384, 64, 256, 256), _Fire(512, 64, 256, 256),
+    ],
+}
+
+
+def backbone_features(builder: str) -> nn.Sequential:
+    """torchvision's ``features`` of ``builder`` (``alexnet``, ``vgg16``, ``squeezenet1_1``),
+    uninitialised on the meta device: load a state dict into it with ``assign=True``."""
     with torch.device("meta"):
-        features = getattr(tvm, spec["builder"])(weights=None).features
+        return nn.Sequential(*_FEATURES[builder]())
+
+
+def _backbone_features(net: str, weights_path: Path) -> Any:
+    """The ``features`` of ``net``'s torchvision backbone, built on the meta device (no
+    random initialisation, no classifier allocated) and loaded from the file."""
+    spec = NETS[net]
+    features = backbone_features(spec["builder"])
     state = _weights.load_state_dict(spec["weights"], path=weights_path)
     if set(state) == set(features.state_dict()):
         sub = state  # saved from model.features.state_dict(): unambiguous, accepted as well

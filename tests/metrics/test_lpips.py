@@ -587,3 +587,21 @@ def test_backbone_file_layouts(tmp_path):
     v_bare = lpips(a, b, net="squeeze", weights=bare)
     np.testing.assert_array_equal(v_full, v_bare)
     assert v_full.min() > 0
+
+
+@pytest.mark.parametrize("builder", ["alexnet", "vgg16", "squeezenet1_1"])
+def test_backbones_are_torchvisions_layer_for_layer(builder):
+    """iqa builds the backbones itself (importing torchvision costs ~1.4 s per process):
+    same state-dict keys and shapes, same outputs with the same weights."""
+    import torchvision.models as tvm
+
+    from iqa.metrics.lpips_net import backbone_features
+
+    torch.manual_seed(0)
+    theirs = getattr(tvm, builder)(weights=None).features.eval()
+    ours = backbone_features(builder)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(theirs.state_dict(), assign=True)
+    x = torch.rand(1, 3, 67, 75)
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
