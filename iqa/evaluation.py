@@ -377,10 +377,13 @@ class Evaluator:
         after this one's; returns self.
 
         Raises:
-            IQAError: other metrics or options, or statistics made under other conventions.
+            IQAError: other metrics or options, statistics made under other conventions, or
+                ``other`` is this evaluator.
         """
         if not isinstance(other, Evaluator):
             raise TypeError(f"expected an Evaluator, got {type(other).__name__}")
+        if other is self:
+            raise IQAError("cannot merge an evaluator into itself: its images would count twice")
         if self._provenance_options() != other._provenance_options():
             raise IQAError("cannot merge evaluators with different metrics or options: "
                            f"{self._provenance_options()} and {other._provenance_options()}")

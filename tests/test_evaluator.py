@@ -77,6 +77,9 @@ def test_split_and_merge_equal_one_pass(sets):
     assert merged.statistics[0][0].n == 9
     with pytest.raises(iqa.IQAError, match="different metrics or options"):
         a.merge(iqa.Evaluator("fd", extractor="inception", dims=64, weights={"inception-fid": sets["weights"]}))
+    with pytest.raises(iqa.IQAError, match="into itself"):
+        a.merge(a)
+    assert a.counts() == {"real": 9, "generated": 8}  # unchanged
 
 
 def test_save_and_load_round_trip_and_a_real_set_reused(sets, tmp_path):

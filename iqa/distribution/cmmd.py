@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from iqa.errors import ShapeError
+from iqa.errors import RangeError, ShapeError
 from iqa.io import is_tensor
 from iqa.options import check_positive
 
@@ -61,6 +61,7 @@ def cmmd_features(features1: Any, features2: Any, *, sigma: float = SIGMA, scale
     Raises:
         ShapeError: not two 2-D arrays of the same width, or an empty set.
         OptionError: ``sigma`` not a positive number.
+        RangeError: NaN or infinite values in either set.
 
     References: Jayasumana et al., CVPR 2024; Gretton et al., JMLR 2012 (eq. 5).
     Matches: google-research ``cmmd/distance.py`` ``mmd(x, y)``; ``1000 · (rbf_kernel(X, X).mean()
@@ -73,6 +74,9 @@ def cmmd_features(features1: Any, features2: Any, *, sigma: float = SIGMA, scale
         raise ShapeError(f"expected features N1×d and N2×d, got {x.shape} and {y.shape}")
     if x.shape[0] == 0 or y.shape[0] == 0:
         raise ShapeError(f"CMMD needs at least one embedding in each set, got {x.shape[0]} and {y.shape[0]}")
+    for name, f in (("features1", x), ("features2", y)):
+        if not np.isfinite(f).all():
+            raise RangeError(f"{name} contains NaN or infinite values (a diverged network or corrupt features)")
     sigma = check_positive("cmmd", "sigma", sigma)
     gamma = 1.0 / (2.0 * sigma * sigma)
     x_sq = np.einsum("ij,ij->i", x, x)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from iqa.errors import ShapeError
+from iqa.errors import RangeError, ShapeError
 from iqa.io import is_tensor
 from iqa.options import check_integer
 
@@ -60,6 +60,7 @@ def inception_score_features(
 
     Raises:
         ShapeError: not a 2-d array, or fewer rows than ``splits`` (a part would be empty).
+        RangeError: NaN or infinite logits.
 
     References: Salimans et al., "Improved Techniques for Training GANs", NeurIPS 2016.
     Matches: torch-fidelity 0.4's ``isc_features_to_metric`` (same seed: same permutation).
@@ -69,6 +70,8 @@ def inception_score_features(
     check_integer("is", "seed", seed)
     if z.ndim != 2 or z.shape[1] < 2:
         raise ShapeError(f"expected N×C logits with C ≥ 2, got shape {z.shape}")
+    if not np.isfinite(z).all():
+        raise RangeError("logits contain NaN or infinite values (a diverged network or corrupt features)")
     n = z.shape[0]
     if n < splits:
         raise ShapeError(f"the Inception Score over {splits} splits needs at least {splits} images, got {n}; "

@@ -20,7 +20,7 @@ import iqa
 from iqa.cli import main
 from iqa.distribution import cmmd as cmmd_module
 from iqa.distribution.cmmd import cmmd_features
-from iqa.errors import OptionError, ShapeError
+from iqa.errors import OptionError, RangeError, ShapeError
 
 #: float64 throughout, sums in another order than scikit-learn's: 1e-12 relative.
 TOL = 1e-12
@@ -81,6 +81,11 @@ def test_identity_symmetry_and_errors():
         cmmd_features(x[:0], y)
     with pytest.raises(OptionError, match="sigma"):
         cmmd_features(x, y, sigma=0)
+    for bad in (np.nan, np.inf):
+        y_bad = np.array(y)
+        y_bad[3, 2] = bad
+        with pytest.raises(RangeError, match="features2 contains NaN or infinite values"):
+            cmmd_features(x, y_bad)
 
 
 @pytest.fixture(scope="module")

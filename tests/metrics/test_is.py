@@ -135,6 +135,11 @@ def test_float32_softmax_stays_within_the_tolerance(gen):
 def test_fewer_images_than_splits_is_refused(gen):
     with pytest.raises(iqa.ShapeError, match="needs at least 10 images, got 9"):
         iqa.inception_score_features(gen["logits"][:9])
+    for bad in (np.nan, -np.inf):
+        logits = gen["logits"].detach().clone()
+        logits[4, 7] = bad
+        with pytest.raises(iqa.RangeError, match="logits contain NaN or infinite values"):
+            iqa.inception_score_features(logits)
 
 
 def test_evaluate_with_one_source_needs_one_set_metrics(gen):
