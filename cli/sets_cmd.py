@@ -337,7 +337,7 @@ stats_cmd = _command(
 
 def _evaluate(**kw: Any) -> None:
     from iqa.errors import OptionError
-    from iqa.evaluation import evaluate
+    from iqa.evaluation import OPTION_USERS, check_options_used, evaluate
     from iqa.runtime import check_device
 
     namer = cli_namer()
@@ -365,6 +365,9 @@ def _evaluate(**kw: Any) -> None:
         bars[-1][0](done, total)
 
     try:
+        ctx = click.get_current_context()
+        check_options_used(kw["metrics"], [name for name in OPTION_USERS if ctx.get_parameter_source(name) in (
+            click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)])
         check_device(kw["device"])
         with _warnings_to_stderr():
             result = evaluate(

@@ -164,6 +164,40 @@ _KERNELS: dict[str, _Kernel] = {
 _USES_EXTRACTOR = ("fd", "kid", *_PRDC)
 
 
+#: The metrics that use each option of :func:`evaluate` (the others ignore it; fd-dinov2 and
+#: cmmd have their networks and modes by definition).
+OPTION_USERS: dict[str, tuple[str, ...]] = {
+    "extractor": _USES_EXTRACTOR,
+    "mode": ("fid", "is", *_USES_EXTRACTOR),
+    "dims": ("fid", *_USES_EXTRACTOR),  # IS takes the 1008 logits
+    "fast": ("fid", "is", *_USES_EXTRACTOR),
+    "nearest_k": _PRDC,
+    "inclusive": _PRDC,
+    "route": ("fid", "fd", "fd_dinov2"),
+    "subsets": ("kid",),
+    "subset_size": ("kid",),
+    "seed": ("kid", "is"),
+    "splits": ("is",),
+    "shuffle": ("is",),
+}
+
+
+def check_options_used(metrics: Any, given: Any) -> None:
+    """Refuse options (``given``: keywords the user chose) that none of ``metrics`` uses, so
+    that an option is never silently ignored (``iqa evaluate -m is --dims 64``).
+
+    Raises:
+        OptionError: naming the first such option and the metrics that would use it.
+    """
+    names = metric_names(metrics, kind=("two-set", "one-set"))
+    for option in given:
+        users = OPTION_USERS.get(option)
+        if users is not None and not set(users) & set(names):
+            raise OptionError(
+                f"{{opt}} is used by none of the requested metrics ({', '.join(METRICS[n].name for n in names)}); "
+                f"it applies to {', '.join(METRICS[n].name for n in users)}", options={"opt": option})
+
+
 def _space_key(o: Any) -> tuple:
     return (o.extractor, o.mode, o.dims, bool(getattr(o, "fast", False)))
 

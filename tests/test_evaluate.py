@@ -190,6 +190,22 @@ def test_fd_dinov2_uses_vitl14_and_checks_the_file_size(setup):
     assert res.exit_code == 2 and "--nearest-k must be an integer of at least 1" in res.output
 
 
+def test_an_option_no_requested_metric_uses_is_a_usage_error(setup):
+    """Never silently ignored: exit 2 naming the option and the metrics that would use it."""
+    from iqa.cli.sets_cmd import _EVALUATE_OPTIONS
+    from iqa.evaluation import OPTION_USERS, _KERNELS
+
+    root, _, _ = setup
+    for args, option in ((["-m", "is", "--dims", "64"], "--dims"), (["-m", "is", "--extractor", "inception"], "--extractor"),
+                         (["-m", "fd-dinov2,cmmd", "--mode", "tf"], "--mode"), (["-m", "fid", "--nearest-k", "3"], "--nearest-k"),
+                         (["-m", "kid", "--no-shuffle"], "--shuffle")):
+        res, _ = _evaluate([root / "real", root / "gen", *args])
+        assert res.exit_code == 2, (args, res.output)
+        assert f"{option} is used by none of the requested metrics" in res.output, res.output
+    assert set(OPTION_USERS) == {f.name for c in _EVALUATE_OPTIONS for f in c.cli_fields()}  # every option, once
+    assert {m for users in OPTION_USERS.values() for m in users} <= set(_KERNELS)
+
+
 def test_metrics_list_and_registry(setup):
     res = CliRunner().invoke(main, ["metrics"])
     for name in ("fd", "fd-dinov2", "precision", "recall", "density", "coverage"):
