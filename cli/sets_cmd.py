@@ -139,10 +139,13 @@ def _setup(cls: Any, kw: dict[str, Any], sources: tuple[str, ...]) -> tuple[Any,
 
 
 def _statistics(ext: Any, source: str, kw: dict[str, Any], keep_features: bool) -> Any:
+    from iqa.errors import naming_options
+
     bar = progress_bar(None, "img", os.path.basename(os.path.normpath(source)) or source, kw["progress"])
     try:
-        return ext.statistics(source, data_range=kw["data_range"], alpha=kw["alpha"], strict=kw["strict"],
-                              keep_features=keep_features, progress=bar)
+        with naming_options(click.get_current_context().ensure_object(dict).get("namer")):
+            return ext.statistics(source, data_range=kw["data_range"], alpha=kw["alpha"], strict=kw["strict"],
+                                  keep_features=keep_features, progress=bar)
     finally:
         bar.close()
 
@@ -336,7 +339,7 @@ stats_cmd = _command(
 
 
 def _evaluate(**kw: Any) -> None:
-    from iqa.errors import OptionError
+    from iqa.errors import OptionError, naming_options
     from iqa.evaluation import OPTION_USERS, check_options_used, evaluate
     from iqa.runtime import check_device
 
@@ -369,7 +372,7 @@ def _evaluate(**kw: Any) -> None:
         check_options_used(kw["metrics"], [name for name in OPTION_USERS if ctx.get_parameter_source(name) in (
             click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)])
         check_device(kw["device"])
-        with _warnings_to_stderr():
+        with _warnings_to_stderr(), naming_options(namer):
             result = evaluate(
                 *sources, metrics=kw["metrics"], weights=parse_weights(kw["weights"]), device=kw["device"],
                 batch_size=kw["batch_size"], workers=default_workers() if kw["workers"] is None else kw["workers"],

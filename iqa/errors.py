@@ -13,8 +13,10 @@ is the Python rendering.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 __all__ = [
     "IQAError",
@@ -53,6 +55,26 @@ _PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 def python_option(metric: str | None, keyword: str, value: Any) -> str:
     """An option as a Python caller writes it: ``scales`` or ``scales=2``."""
     return keyword if value is NAME else f"{keyword}={value!r}"
+
+
+#: How the running program names options in messages that are kept as text (the files a set
+#: metric skipped): Python keywords by default; the command line sets its own flags.
+_TEXT_NAMER: contextvars.ContextVar[OptionNamer | None] = contextvars.ContextVar("iqa_text_namer", default=None)
+
+
+@contextlib.contextmanager
+def naming_options(namer: OptionNamer | None) -> Iterator[None]:
+    """Within the block, :func:`as_text` writes options as ``namer`` does."""
+    token = _TEXT_NAMER.set(namer)
+    try:
+        yield
+    finally:
+        _TEXT_NAMER.reset(token)
+
+
+def as_text(exc: BaseException) -> str:
+    """An exception's message, its options named as :func:`naming_options` says."""
+    return exc.render(_TEXT_NAMER.get()) if isinstance(exc, IQAError) else str(exc)
 
 
 class IQAError(Exception):

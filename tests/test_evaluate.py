@@ -206,6 +206,23 @@ def test_an_option_no_requested_metric_uses_is_a_usage_error(setup):
     assert {m for users in OPTION_USERS.values() for m in users} <= set(_KERNELS)
 
 
+def test_skipped_files_name_options_as_the_command_line_writes_them(setup, tmp_path):
+    """The list of skipped files says --alpha drop, not Python's alpha='drop'."""
+    from PIL import Image
+
+    root, weights, _ = setup
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    for f in (root / "gen").iterdir():
+        (gen / f.name).write_bytes(f.read_bytes())
+    Image.new("RGBA", (32, 32), (10, 20, 30, 128)).save(gen / "t.png")
+    res, _ = _evaluate([root / "real", gen, "-m", "fd", "--extractor", "dinov2-vits14", "--weights", str(weights),
+                        "--workers", "0"])
+    assert res.exit_code == 1, res.output  # scored without the unreadable file, which makes the exit status 1
+    assert "t.png: has transparent pixels; pass --alpha drop to ignore" in res.stderr
+    assert "alpha='drop'" not in res.stderr and "Traceback" not in res.output
+
+
 def test_metrics_list_and_registry(setup):
     res = CliRunner().invoke(main, ["metrics"])
     for name in ("fd", "fd-dinov2", "precision", "recall", "density", "coverage"):

@@ -21,7 +21,7 @@ import numpy as np
 
 from iqa.decode import IMAGE_EXTENSIONS, iter_image_files
 from iqa.distribution.statistics import FIDStatistics
-from iqa.errors import IQAError, ImageLoadError, RangeError, ShapeError, SkippedFilesWarning
+from iqa.errors import IQAError, ImageLoadError, RangeError, ShapeError, SkippedFilesWarning, as_text
 from iqa.features import EXTRACTORS, LOGITS_DIMS
 from iqa.features.preprocess import (
     clip_geometry,
@@ -306,7 +306,7 @@ def _from_files(extractors, keep, files, label, data_range, bit_depth, alpha, st
         if error is not None:
             if strict:
                 raise error
-            skipped.append((os.fspath(path), str(error)))
+            skipped.append((os.fspath(path), as_text(error)))
         else:
             for ext, items, d in zip(extractors, pending, decoded):
                 items.append(ext._to_input(d))
