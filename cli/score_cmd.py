@@ -90,15 +90,16 @@ def _cap_blas_threads(threads: int) -> None:
         os.environ.setdefault(var, str(threads))
 
 
-def _limit_threads(threads: int, torch_too: bool) -> None:
-    """Cap OpenCV's (and torch's) own thread pools so the workers do not oversubscribe."""
+def _limit_threads(threads: int, torch_threads: int | None) -> None:
+    """Cap OpenCV's own thread pool so the workers do not oversubscribe; set torch's (when a
+    network runs) to ``torch_threads``."""
     import cv2
 
     cv2.setNumThreads(threads)
-    if torch_too:
+    if torch_threads is not None:
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(torch_threads)
 
 
 def _split_metrics(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -144,7 +145,8 @@ def scoring_params() -> list[click.Parameter]:
     workers_option(params, "decode and score pairs")
     params += [
         click.Option(["--threads"], type=click.IntRange(min=1), default=None,
-                     help="Threads of OpenCV's, BLAS's and torch's own pools (default: cores / workers)."),
+                     help="Threads of OpenCV's, BLAS's and torch's own pools (default: cores / workers; "
+                     "torch's: all cores, the network runs on the main thread)."),
         click.Option(["--progress/--no-progress"], default=None,
                      help="Progress bar on stderr (default: when stderr is a terminal)."),
     ]
@@ -218,7 +220,12 @@ def scoring_setup(kw: dict[str, Any]) -> tuple[int, Any, Any]:
     if kw["resume"] and kw["overwrite"]:
         raise click.UsageError("--resume and --overwrite exclude each other")
     settings = _settings(kw, namer)
-    _limit_threads(threads, any(s.networks for s in settings.specs))
+    # The network runs on the main thread, batch after batch, while the workers decode and
+    # score the next pairs: one torch thread per worker share left it on one core (LPIPS-alex
+    # on 512² pairs took 140 ms a pair instead of 75 ms with both cores); GNU OpenMP's capped
+    # spinning (cli/app.py) keeps the overlap with the workers cheap.
+    networks = any(s.networks for s in settings.specs)
+    _limit_threads(threads, (kw["threads"] or cores) if networks else None)
     return workers, namer, settings
 
 
