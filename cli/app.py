@@ -28,10 +28,11 @@ def _spin_briefly() -> None:
     LPIPS) crosses thousands of barriers; when anything else wants the cores (the decoding
     threads, another process) the spinning threads take their time slices, and on 2 cores a
     busy neighbour made the Inception pass 8× slower. 10,000 spins keep the idle speed and
-    drop that loss (docs/performance.md). A value the user set is kept; a process that has
-    already loaded torch is not affected.
+    drop that loss (docs/performance.md). A user's ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY``
+    is kept (libgomp lets the first override the second, so neither is set then); a process
+    that has already loaded torch is not affected.
     """
-    if "torch" not in sys.modules:
+    if "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ:
         os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 

@@ -212,7 +212,7 @@ def scoring_setup(kw: dict[str, Any]) -> tuple[int, Any, Any]:
     for dest in ("alias_lpips_weights", "alias_backbone_weights"):
         take_alias(kw, dest, "--" + dest[len("alias_"):].replace("_", "-"), "--weights", "weights")
     workers = default_workers() if kw["workers"] is None else kw["workers"]
-    cores = max(1, os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else max(1, os.cpu_count() or 1)
     threads = kw["threads"] or max(1, cores // max(workers, 1))
     _cap_blas_threads(threads)
     namer = cli_namer([s.key for s in registry.pair_metrics()])

@@ -315,7 +315,7 @@ _MINMAX_BLOCK = 1 << 18
 def _min_max(d: np.ndarray) -> tuple[float, float]:
     """``(min, max)`` of a NumPy array reading it from memory once: block by block, the max
     of a block is taken while the block is still in cache (NaN propagates to both)."""
-    flat = d.reshape(-1) if d.flags.c_contiguous else np.ravel(d)
+    flat = np.ravel(d, order="K")  # a view for an array contiguous in any order
     lo, hi = np.inf, -np.inf
     for k in range(0, flat.size, _MINMAX_BLOCK):
         block = flat[k : k + _MINMAX_BLOCK]

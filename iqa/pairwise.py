@@ -39,20 +39,26 @@ class PreparedPair:
     def __init__(self, pair: Pair, conventions: Conventions) -> None:
         self.pair = pair
         self.conventions = conventions
-        self._forms: dict[tuple[bool, bool], Pair] = {}
+        self._forms: dict[Any, Pair] = {}
 
     def for_metric(self, spec: registry.MetricSpec) -> Pair:
         """The pair as ``spec``'s kernel takes it: integer pixels where it takes them (else
         float64, converted once), under the conventions where they apply (applied once)."""
         key = (spec.integer_pixels and self.pair.integer, spec.conventions)
         if key not in self._forms:
-            pair = self.pair if key[0] else self.pair.as_float()
+            pair = self.pair if key[0] else self._float()
             if spec.conventions:
                 # Y from RGB is computed in floats; a border crop keeps integers.
-                pair = apply_conventions(pair if self.conventions.color == "rgb" else pair.as_float(),
+                pair = apply_conventions(pair if self.conventions.color == "rgb" else self._float(),
                                          self.conventions)
             self._forms[key] = pair
         return self._forms[key]
+
+    def _float(self) -> Pair:
+        """The pair in float64, converted once for every metric that needs it."""
+        if "float" not in self._forms:
+            self._forms["float"] = self.pair.as_float()
+        return self._forms["float"]
 
     def score(
         self, spec: registry.MetricSpec, options: Options, runtime: Any = None, want_map: bool = False

@@ -322,12 +322,26 @@ def _digests_path() -> Path:
     return weights_dir() / "digests.json"
 
 
-def _read_digests() -> dict[str, list]:
+def _private(st: os.stat_result) -> bool:
+    """Owned by this user and writable by no one else."""
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _read_digests(weights_st: os.stat_result) -> dict[str, list]:
+    """The recorded digests, when they can be trusted for a file with ``weights_st``: the record,
+    its folder and the weights file are this user's and writable by no one else (a record in
+    a shared, writable cache could vouch for a replaced file), on a system whose ``ctime``
+    is the status-change time (POSIX; Windows' is the creation time)."""
     import json
 
+    if sys.platform == "win32" or not _private(weights_st):
+        return {}
     try:
-        data = json.loads(_digests_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        path = _digests_path()
+        if not (_private(path.stat()) and _private(path.parent.stat())):
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: no home directory
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -337,10 +351,15 @@ def _write_digest(path: str, key: list, digest: str) -> None:
     only means the file is hashed again next time)."""
     import json
 
-    records = {p: r for p, r in _read_digests().items() if p != path}
+    try:
+        target = _digests_path()
+        records = {}
+        if target.exists() and _private(target.stat()):
+            records = {p: r for p, r in json.loads(target.read_text(encoding="utf-8")).items() if p != path}
+    except (OSError, ValueError, RuntimeError, AttributeError):
+        return
     records[path] = [*key, digest]
     kept = dict(list(records.items())[-_RECORD_LIMIT:])
-    target = _digests_path()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".digests-", suffix=".part", dir=target.parent)
@@ -360,7 +379,10 @@ def file_sha256(path: str | os.PathLike) -> str:
     A file is hashed once, not at every run: its digest is remembered in the process and in
     iqa's cache (``digests.json`` beside the weights), keyed by the file's real path, device,
     inode, size, modification time and status-change time (``ctime``, which no program can set
-    back: any write, rename over it or ``touch`` changes it), as git's index does. Files
+    back: any write, rename over it or ``touch`` changes it), as git's index does. The record
+    is used only where it cannot vouch for someone else's file: the weights file, the record
+    and its folder must be the user's own and writable by no one else, on POSIX systems
+    (Windows' ``ctime`` is the creation time); elsewhere files are hashed at every run. Files
     changed in the last two seconds are hashed every time (a change within a coarse clock tick
     would otherwise go unseen).
 
@@ -377,7 +399,7 @@ def file_sha256(path: str | os.PathLike) -> str:
         if (p, *key) in _digest_memo:
             return _digest_memo[(p, *key)]
     settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLE_NS
-    record = _read_digests().get(p) if settled else None
+    record = _read_digests(st).get(p) if settled else None
     if isinstance(record, list) and record[:-1] == key and isinstance(record[-1], str) and len(record[-1]) == 64:
         digest = record[-1]
     else:
@@ -389,7 +411,7 @@ def file_sha256(path: str | os.PathLike) -> str:
         except OSError as exc:
             raise WeightsError(f"{path}: cannot read ({exc.strerror})") from None
         digest = h.hexdigest()
-        if settled:
+        if settled and sys.platform != "win32" and _private(st):
             _write_digest(p, key, digest)
     if settled:
         with _memo_lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -194,3 +195,20 @@ def test_help_and_metrics_import_no_torch(args):
     assert proc.returncode == 0, proc.stderr
     assert "ms-ssim" in proc.stdout and "lpips" in proc.stdout  # the command did its work
     assert proc.stdout.rstrip().splitlines()[-1] == "heavy: []"
+
+
+@pytest.mark.parametrize("env,expected", [({}, "10000"), ({"OMP_WAIT_POLICY": "PASSIVE"}, None),
+                                          ({"GOMP_SPINCOUNT": "77"}, "77")])
+def test_openmp_spinning_is_capped_unless_the_user_chose(env, expected):
+    """libgomp's idle threads spin 300,000 times by default (ruinous next to busy cores); the
+    CLI caps that before torch loads, but never over the user's own OpenMP wait settings
+    (GOMP_SPINCOUNT would override OMP_WAIT_POLICY)."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from iqa.cli.app import main\n"
+            "try:\n    main(['metrics'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+            "sys.stderr.write(repr(os.environ.get('GOMP_SPINCOUNT')))")
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True)
+    assert out.stderr.strip().endswith(repr(expected)), out.stderr

@@ -501,3 +501,22 @@ def test_unpinned_file_records_its_digest_at_first_download_and_verifies_later(s
     with pytest.raises(WeightsError, match="recorded at the first download"):
         weights.download("dinov2-test")
     assert not path.exists()
+
+
+def test_record_in_a_folder_others_can_write_is_not_trusted(settled, tmp_path):
+    """A digest record in a shared, writable cache could vouch for a replaced file: there the
+    file is hashed (a forged record is ignored)."""
+    import json
+
+    p, cache = settled / "record", tmp_path / "cache"
+    true = hashlib.sha256(b"weights" * 1000).hexdigest()
+    _digest_in_new_process(p, cache)
+    record_file = cache / "weights" / "digests.json"
+    records = json.loads(record_file.read_text())
+    records[os.path.realpath(p)][-1] = "0" * 64
+    record_file.write_text(json.dumps(records))
+    os.chmod(record_file.parent, 0o777)
+    assert _digest_in_new_process(p, cache) == true
+    os.chmod(record_file.parent, 0o755)
+    os.chmod(record_file, 0o666)
+    assert _digest_in_new_process(p, cache) == true

@@ -349,6 +349,9 @@ def load_inception(
     expected = model.state_dict()
     if {k: tuple(v.shape) for k, v in complete.items()} != {k: tuple(v.shape) for k, v in expected.items()}:
         raise mismatch_error(path, state, expected, WEIGHTS_NAME, "pytorch-fid's FID Inception network")
+    # assign=True takes the file's tensors as they are: keep the network in float32 whatever
+    # precision the file was saved in.
+    complete = {k: v.to(expected[k].dtype) for k, v in complete.items()}
     try:
         model.load_state_dict(complete, strict=True, assign=True)
     except RuntimeError as exc:

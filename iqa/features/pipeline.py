@@ -88,13 +88,22 @@ def full_float32(device: Any) -> Iterator[None]:
     if getattr(device, "type", str(device).split(":")[0]) != "cuda":
         yield
         return
-    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
-    saved = conv.fp32_precision, matmul.fp32_precision
-    conv.fp32_precision = matmul.fp32_precision = "ieee"
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    matmul = torch.backends.cuda.matmul
+    if conv is not None and hasattr(conv, "fp32_precision"):  # PyTorch 2.9 and later
+        saved = conv.fp32_precision, matmul.fp32_precision
+        conv.fp32_precision = matmul.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            conv.fp32_precision, matmul.fp32_precision = saved
+        return
+    saved_legacy = torch.backends.cudnn.allow_tf32, matmul.allow_tf32  # older PyTorch
+    torch.backends.cudnn.allow_tf32 = matmul.allow_tf32 = False
     try:
         yield
     finally:
-        conv.fp32_precision, matmul.fp32_precision = saved
+        torch.backends.cudnn.allow_tf32, matmul.allow_tf32 = saved_legacy
 
 
 class FeatureExtractor:

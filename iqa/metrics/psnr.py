@@ -117,8 +117,9 @@ _OPENCV_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float64))
 def _mse_opencv(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
     """Mean squared difference of each image of two same-shape batches (uint8, uint16 or
     float64) by OpenCV's ``norm(NORM_L2SQR)``: the squared differences are summed in SIMD
-    blocks added in float64, within 1e-15 relative of the exact sum (tested against exact
-    integer sums and against ``math.fsum``), as close as a float64 mean gets.
+    blocks added in float64, within 1e-15 relative of the exact sum (tested against
+    ``math.fsum``), as close as a float64 mean gets; for integers the sum is then rounded to
+    the exact integer sum (tested).
     """
     import cv2
 
@@ -128,7 +129,12 @@ def _mse_opencv(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
     def plane(x: np.ndarray) -> np.ndarray:  # H×(W·C), one channel: OpenCV takes any width
         return np.ascontiguousarray(x).reshape(h, -1)
 
-    return np.array([cv2.norm(plane(ref[i]), plane(dist[i]), cv2.NORM_L2SQR) / size for i in range(n)])
+    sums = np.array([cv2.norm(plane(ref[i]), plane(dist[i]), cv2.NORM_L2SQR) for i in range(n)])
+    if ref.dtype.kind in "ui":
+        # The exact sum is an integer, OpenCV's within 1e-15 of it: rounding gives it back
+        # (identical images against an offset of 255 give exactly 65025, never 65025.00000001).
+        sums = np.rint(sums)
+    return sums / size
 
 
 def _mse_numpy(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:

@@ -214,3 +214,12 @@ def test_default_network_is_bit_identical_to_pytorch_fid(model, images, referenc
     # pins the stronger property the default path is documented to have.
     net, _ = model
     assert np.array_equal(_features(net, images, 2048), reference[2048])
+
+
+def test_file_saved_in_half_precision_runs_in_float32(tmp_path, state_dict, images):
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state_dict.items()}
+    path = tmp_path / "half.pth"
+    torch.save(half, path)
+    net, _ = inc.load_inception(str(path), fold_bn=False)
+    assert {p.dtype for p in net.parameters()} == {torch.float32}
+    assert np.isfinite(_features(net, images[:1], 64)).all()

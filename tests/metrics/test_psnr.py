@@ -312,3 +312,11 @@ def test_integer_and_float_inputs_agree_in_a_scoring_run(rng, tmp_path):
     for a, b in zip(ints, floats):
         assert abs(a.values["psnr"] - b.values["psnr"]) < 1e-12
         assert abs(a.values["ssim"] - b.values["ssim"]) < 1e-14
+
+
+def test_integer_extremes_give_the_exact_value():
+    # 0 against 255 everywhere: MSE exactly 65025, PSNR exactly 0 dB (not -4.8e-16).
+    a = np.zeros((1000, 1000, 3), np.uint8)
+    assert psnr(a, a + 255) == 0.0
+    b = np.zeros((300, 300), np.uint16)
+    assert psnr(b, b + 65535) == 0.0
