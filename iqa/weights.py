@@ -35,6 +35,7 @@ never loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -360,6 +361,7 @@ def _write_digest(path: str, key: list, digest: str) -> None:
         return
     records[path] = [*key, digest]
     kept = dict(list(records.items())[-_RECORD_LIMIT:])
+    tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".digests-", suffix=".part", dir=target.parent)
@@ -367,10 +369,9 @@ def _write_digest(path: str, key: list, digest: str) -> None:
             json.dump(kept, fh)
         os.replace(tmp, target)
     except OSError:
-        try:
-            os.unlink(tmp)  # type: ignore[possibly-undefined]
-        except (OSError, NameError):
-            pass
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -691,7 +692,7 @@ def load_state_dict(name: str, *, path: str | os.PathLike | None = None) -> dict
     except OSError as exc:
         import zipfile
 
-        if zipfile.is_zipfile(p) is False and p.read_bytes()[:2] == b"PK":  # torch: EINVAL on a cut zip
+        if zipfile.is_zipfile(p) is False and _head(p, 2) == b"PK":  # torch: EINVAL on a cut zip
             raise WeightsError(f"{p}: cannot be loaded as a PyTorch state dict (a truncated or corrupt "
                                f"archive); {saved}") from None
         raise WeightsError(f"{p}: cannot read the weights file ({exc.strerror or type(exc).__name__})") from None
@@ -740,6 +741,15 @@ def _is_torchscript(path: Path) -> bool:
     constants.pkl beside data.pkl, which a ``torch.save`` file does not."""
     names = _zip_names(path)  # none when unreadable: torch.load reports it
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def _head(path: Path, n: int) -> bytes:
+    """The first ``n`` bytes of a file (b"" when unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return b""
 
 
 def _zip_names(path: Path) -> list[str]:

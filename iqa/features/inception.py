@@ -263,13 +263,17 @@ class FIDInceptionV3(nn.Module):
             return _global_mean(x)
         x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
         pool3 = _global_mean(x)
-        if dims == LOGITS_DIMS:
-            # Without the bias, as the TF original (which multiplies pool3 by the MatMul's
-            # weight) and torch-fidelity >= 0.3; the bias would shift every image's logits alike
-            # and change the score. Accumulated in float64 and rounded once, so that a row's
-            # logits do not depend on how many rows are multiplied together.
-            return pool3.double().mm(self.fc.weight.double().T).to(pool3.dtype)
-        return pool3
+        return self.unbiased_logits(pool3) if dims == LOGITS_DIMS else pool3
+
+    def unbiased_logits(self, pool3: torch.Tensor) -> torch.Tensor:
+        """The 1008 logits of pool3 features (``N×2048``) without the classifier's bias.
+
+        Without the bias, as the TF original (which multiplies pool3 by the MatMul's weight)
+        and torch-fidelity >= 0.3; the bias would shift every image's logits alike and change
+        the score. Accumulated in float64 and rounded once, so that a row's logits do not
+        depend on how many rows are multiplied together.
+        """
+        return pool3.double().mm(self.fc.weight.double().T).to(pool3.dtype)
 
 
 def _global_mean(x: torch.Tensor) -> torch.Tensor:

@@ -498,11 +498,8 @@ class InceptionFeatures(FeatureExtractor):
         with torch.inference_mode(), full_float32(x.device):
             parts = [model(x[i : i + step], dims=2048 if logits else self.dims) for i in range(0, x.shape[0], step)]
             out = torch.cat(parts)
-            if logits:
-                # pool3 × fc.weightᵀ (no bias), accumulated in float64 and rounded once: a
-                # float32 product's rounding depends on how many rows it multiplies at once
-                # (torch picks other kernels), so the logits would depend on the batching.
-                out = out.double().mm(model.fc.weight.double().T)
+            if logits:  # on the whole batch, whatever the chunks of the network passes
+                out = model.unbiased_logits(out)
             return out.float().cpu().numpy()
 
     def _decoded(self, u8: np.ndarray) -> np.ndarray:
