@@ -186,6 +186,9 @@ class Pair:
     names: tuple[str, str]
     source_dtype: str
     notes: tuple[str, ...] = ()
+    #: ``(check_range, warn)`` when the float values are still to be checked by the kernel
+    #: (``prepare_pair(defer_checks=True)``), ``None`` when they were checked.
+    unchecked: tuple[bool, bool] | None = None
 
     @property
     def channels(self) -> int:
@@ -228,6 +231,8 @@ def _raw(x: ImageLike, role: str) -> tuple[Any, str, bool, str]:
 
 
 def _raw_layout(x: ImageLike, role: str) -> tuple[Any, str, bool, str]:
+    if type(x) is np.ndarray:  # the common case first: no path or tensor checks
+        return _numpy_layout(x, f"{role} array")
     name = _name(x, role)
     if _is_pathlike(x):
         arr = read_image(x)
@@ -254,23 +259,27 @@ def _raw_layout(x: ImageLike, role: str) -> tuple[Any, str, bool, str]:
             raise RangeError(f"{name}: complex tensors are not images")
         return data, "torch", batched, name
     if isinstance(x, np.ndarray):
-        if x.ndim == 2:
-            data, batched = x[None, :, :, None], False
-        elif x.ndim == 3:
-            data, batched = x[None], False
-        elif x.ndim == 4:
-            data, batched = x, True
-        else:
-            raise ShapeError(f"{name}: expected H×W, H×W×C or N×H×W×C, got shape {x.shape}")
-        if not 1 <= data.shape[-1] <= 4:
-            raise ShapeError(
-                f"{name}: expected 1 to 4 channels in the last dimension (channels-last), got "
-                f"shape {x.shape}; for a batch of gray images pass N×H×W×1"
-            )
-        return data, "numpy", batched, name
+        return _numpy_layout(x, name)
     raise TypeError(
         f"{role}: expected a path, a NumPy array or a torch tensor, got {type(x).__name__}"
     )
+
+
+def _numpy_layout(x: np.ndarray, name: str) -> tuple[np.ndarray, str, bool, str]:
+    if x.ndim == 2:
+        data, batched = x[None, :, :, None], False
+    elif x.ndim == 3:
+        data, batched = x[None], False
+    elif x.ndim == 4:
+        data, batched = x, True
+    else:
+        raise ShapeError(f"{name}: expected H×W, H×W×C or N×H×W×C, got shape {x.shape}")
+    if not 1 <= data.shape[-1] <= 4:
+        raise ShapeError(
+            f"{name}: expected 1 to 4 channels in the last dimension (channels-last), got "
+            f"shape {x.shape}; for a batch of gray images pass N×H×W×1"
+        )
+    return data, "numpy", batched, name
 
 
 def _as_reference(name: str) -> str:
@@ -351,8 +360,24 @@ def _check_values(
         pairs = [torch.aminmax(d.detach()) for d, _ in floats]
         flat = torch.stack([v.double() for mm in pairs for v in mm]).tolist()  # one sync
         bounds = list(zip(flat[0::2], flat[1::2]))
+    return judge_bounds([n for _, n in floats], bounds, data_range, warn)
+
+
+def judge_bounds(
+    names: list[str], bounds: list[tuple[float, float]], data_range: float, warn: bool
+) -> tuple[str, ...]:
+    """The verdict of the range check on the ``(min, max)`` of each named float input:
+    NaN or infinity is refused, values outside [0, data range] by more than
+    :data:`RANGE_TOLERANCE` noted (and with ``warn``, warned about).
+
+    Raises:
+        RangeError: a bound is NaN or infinite.
+
+    Returns:
+        ``(RANGE_NOTE,)`` when an input is out of range, else ``()``.
+    """
     out_of_range = False
-    for (_, name), (lo, hi) in zip(floats, bounds):
+    for name, (lo, hi) in zip(names, bounds):
         if not (np.isfinite(lo) and np.isfinite(hi)):
             raise RangeError(f"{name}: contains NaN or infinite values")
         tol = RANGE_TOLERANCE * data_range
@@ -380,8 +405,20 @@ def _warn_range(name: str, lo: float, hi: float, data_range: float) -> None:
     warnings.warn(
         f"{name}: values from {lo:.4g} to {hi:.4g}, outside the data range [0, {data_range:g}]{hint}",
         RangeWarning,
-        stacklevel=4,
+        stacklevel=_caller_stacklevel(),
     )
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside iqa (the range
+    check runs at different depths: in the image layer, or in a kernel that reads the
+    pixels once for its value and the check)."""
+    import sys
+
+    frame, level = sys._getframe(2), 2  # the frame that calls warnings.warn is level 1
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "iqa":
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _check_fits(data: Any, backend: str, data_range: float, name: str) -> None:
@@ -512,6 +549,7 @@ def prepare_pair(
     check_range: bool = True,
     warn: bool = True,
     keep_integers: bool = False,
+    defer_checks: bool = False,
 ) -> Pair:
     """Validate a reference/distorted pair and convert both to one layout and range.
 
@@ -526,6 +564,10 @@ def prepare_pair(
         keep_integers: leave integer NumPy pixels as they are (contiguous) instead of
             converting them to float64; :meth:`Pair.as_float` converts later, for the
             kernels that need it.
+        defer_checks: leave the NaN, infinity and range checks of a float64 NumPy pair
+            (same shape, contiguous, no alpha channel) to a kernel that reads the pixels
+            anyway and checks them on the way (PSNR's); such a pair says so in
+            :attr:`Pair.unchecked`. Other pairs are checked here as usual.
 
     Returns:
         A :class:`Pair`.
@@ -555,7 +597,11 @@ def prepare_pair(
     dr = resolve_data_range(ref.dtype, data_range, bit_depth, n_ref)
     if backend == "torch" and ref.device != dist.device:
         raise ShapeError(f"{n_ref} is on {ref.device} but {n_dist} is on {dist.device}")
-    range_notes = _check_values([(ref, n_ref), (dist, n_dist)], backend, dr, check_range, warn)
+    unchecked = None
+    if defer_checks and _fusable(ref, dist, backend):
+        unchecked, range_notes = (check_range, warn), ()
+    else:
+        range_notes = _check_values([(ref, n_ref), (dist, n_dist)], backend, dr, check_range, warn)
     for d, n in ((ref, n_ref), (dist, n_dist)):
         _check_fits(d, backend, dr, n)
     (ref, dist), notes = _apply_alpha([(ref, n_ref), (dist, n_dist)], backend, dr, alpha)
@@ -593,6 +639,21 @@ def prepare_pair(
         names=(n_ref, n_dist),
         source_dtype=dt_ref,
         notes=notes,
+        unchecked=unchecked,
+    )
+
+
+def _fusable(ref: Any, dist: Any, backend: str) -> bool:
+    """Whether a kernel can check a pair's values while it reads them: float64 NumPy
+    images of one shape, C-contiguous (a flat view of each), with no alpha channel (whose
+    policy is applied here, before the values are checked)."""
+    return (
+        backend == "numpy"
+        and ref.dtype == np.float64 == dist.dtype
+        and ref.shape == dist.shape
+        and ref.shape[-1] in (1, 3)
+        and ref.flags.c_contiguous
+        and dist.flags.c_contiguous
     )
 
 

@@ -19,13 +19,15 @@ from iqa.options import Conventions, ImageOptions, Options
 __all__ = ["PreparedPair", "evaluate", "prepare"]
 
 
-def prepare(reference: Any, distorted: Any, image: ImageOptions, *, warn: bool = True) -> Pair:
-    """Validate a pair with the image layer's options (``warn``: see
+def prepare(
+    reference: Any, distorted: Any, image: ImageOptions, *, warn: bool = True, defer_checks: bool = False
+) -> Pair:
+    """Validate a pair with the image layer's options (``warn``, ``defer_checks``: see
     :func:`iqa.io.prepare_pair`). Integer NumPy pixels are kept as they are:
     :class:`PreparedPair` converts them for the kernels that need floats."""
     # A shallow field copy: asdict's deep copy costs more than scoring a small uint8 pair.
     fields = {f.name: getattr(image, f.name) for f in dataclass_fields(image)}
-    return prepare_pair(reference, distorted, **fields, warn=warn, keep_integers=True)
+    return prepare_pair(reference, distorted, **fields, warn=warn, keep_integers=True, defer_checks=defer_checks)
 
 
 class PreparedPair:
@@ -47,7 +49,7 @@ class PreparedPair:
         key = (spec.integer_pixels and self.pair.integer, spec.conventions)
         if key not in self._forms:
             pair = self.pair if key[0] else self._float()
-            if spec.conventions:
+            if spec.conventions and (self.conventions.color != "rgb" or self.conventions.crop_border):
                 # Y from RGB is computed in floats; a border crop keeps integers.
                 pair = apply_conventions(pair if self.conventions.color == "rgb" else self._float(),
                                          self.conventions)
@@ -87,7 +89,12 @@ def evaluate(
         its batch dimension for a single image.
     """
     spec = registry.get(metric)
-    prepared = PreparedPair(prepare(reference, distorted, image), conventions or Conventions())
+    conventions = conventions or Conventions()
+    # A kernel that checks the values it reads gets them unchecked when it sees them as
+    # given: one pass over the pixels instead of two. (Not in batch scoring, where several
+    # metrics share a pair and its range note goes into the results.)
+    defer = spec.checks_values and conventions.color == "rgb" and conventions.crop_border == 0
+    prepared = PreparedPair(prepare(reference, distorted, image, defer_checks=defer), conventions)
     values, maps = prepared.score(spec, options, runtime, want_map=return_map)
     result = prepared.pair.result(values)
     if not return_map:

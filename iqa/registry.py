@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,9 @@ class MetricSpec:
             when the metric gives a per-pixel map (``--map FILE``, ``iqa score --maps``).
         integer_pixels: whether the kernel takes integer NumPy pixels as they were given
             (exactly, without the float64 copy the other kernels get).
+        checks_values: whether the kernel checks the values of a pair prepared with
+            ``defer_checks`` (:attr:`iqa.io.Pair.unchecked`) while it reads them, so that a
+            single-metric call reads the pixels once.
         files: the name in ``module`` of ``files(options, weights) -> dict``, which names the
             files (and their SHA-256) behind a network metric's value, for the provenance.
     """
@@ -82,6 +86,7 @@ class MetricSpec:
     map_view: str | None = None
     files: str | None = None
     integer_pixels: bool = False
+    checks_values: bool = False
 
     @property
     def key(self) -> str:
@@ -92,7 +97,8 @@ class MetricSpec:
         return "higher is better" if self.higher_is_better else "lower is better"
 
     def _attr(self, name: str) -> Any:
-        return getattr(importlib.import_module(self.module), name)
+        module = sys.modules.get(self.module) or importlib.import_module(self.module)
+        return getattr(module, name)
 
     def options_class(self) -> Any:
         return self._attr(self.options)
@@ -161,6 +167,7 @@ METRICS: dict[str, MetricSpec] = {
             kernel="compute_psnr",
             conventions=True,
             integer_pixels=True,
+            checks_values=True,
         ),
         MetricSpec(
             name="ssim",

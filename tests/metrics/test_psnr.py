@@ -320,3 +320,85 @@ def test_integer_extremes_give_the_exact_value():
     assert psnr(a, a + 255) == 0.0
     b = np.zeros((300, 300), np.uint16)
     assert psnr(b, b + 65535) == 0.0
+
+
+# --- float64 pairs checked while the MSE reads them (iqa.io.Pair.unchecked) -------------
+# psnr() leaves a float64 pair's NaN/infinity and range checks to its kernel, which takes
+# the min and max block by block (blocks of _CHECK_BLOCK elements) while the block is in
+# cache. The same errors and warnings as the image layer's, wherever the bad value is.
+
+
+def _float_pair(rng, shape=(2, 300, 260, 3)):
+    ref, dist = distorted_pair(rng, shape)
+    return ref / 255.0, dist / 255.0
+
+
+@pytest.mark.parametrize("check_range", [True, False])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", ["reference", "distorted"])
+def test_fused_check_refuses_nan_and_inf_in_any_block(rng, check_range, bad, where):
+    from iqa.metrics import psnr as module
+
+    ref, dist = _float_pair(rng)
+    target = ref if where == "reference" else dist
+    # The last element of the second image: in a later block than the first, not in block 0.
+    assert target[1].size > module._CHECK_BLOCK
+    target[1, -1, -1, -1] = bad
+    with pytest.raises(RangeError, match=f"^{where} array: contains NaN or infinite values"):
+        psnr(ref, dist, data_range=1.0, check_range=check_range)
+    with pytest.raises(RangeError, match=f"^{where} array: contains NaN or infinite values"):
+        psnr(ref[1], dist[1], data_range=1.0, check_range=check_range)
+
+
+def test_fused_check_warns_like_the_image_layer(rng):
+    from iqa.errors import RangeWarning
+
+    ref, dist = _float_pair(rng)
+    dist[1, 5, 7, 2] = 1.5  # one value 50 % above the range, in the second image
+    with pytest.warns(RangeWarning, match=r"^distorted array: values from 0 to 1\.5, outside the data range") as got:
+        value = psnr(ref, dist, data_range=1.0)
+    assert got[0].filename == __file__  # pointed at the caller, not at iqa
+    expected = [peak_signal_noise_ratio(ref[i], dist[i], data_range=1.0) for i in range(2)]
+    assert np.allclose(value, expected, rtol=0, atol=TOL_DB)
+    dist[1, 5, 7, 2] = 1.009  # within the 1 % tolerance: no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        psnr(ref, dist, data_range=1.0)
+        psnr(ref * 300, dist, data_range=1.0, check_range=False)  # no check, no warning
+
+
+def test_fused_check_matches_skimage_and_fsum(rng):
+    ref, dist = _float_pair(rng, (3, 301, 257, 3))  # blocks that do not divide the image
+    got = psnr(ref, dist, data_range=1.0)
+    for i in range(3):
+        exact = math.fsum(((ref[i] - dist[i]) ** 2).ravel().tolist()) / ref[i].size
+        assert abs(got[i] - 10 * math.log10(1 / exact)) <= 4.35 * TOL_SUM * abs(got[i]) + 1e-12
+        assert abs(got[i] - peak_signal_noise_ratio(ref[i], dist[i], data_range=1.0)) < TOL_DB
+
+
+def test_fused_check_is_used_only_where_it_sees_the_values_as_given(rng):
+    # Deferred: float64, contiguous, one shape, gray or RGB, no crop or Y conversion. Other
+    # pairs are checked by the image layer before the kernel runs.
+    from iqa.pairwise import prepare
+    from iqa.options import ImageOptions
+
+    ref, dist = _float_pair(rng, (1, 40, 30, 3))
+    image = ImageOptions(data_range=1.0)
+    assert prepare(ref, dist, image, defer_checks=True).unchecked == (True, True)
+    assert prepare(ref, dist, image, defer_checks=False).unchecked is None
+    assert prepare(ref.astype(np.float32), dist.astype(np.float32), image, defer_checks=True).unchecked is None
+    assert prepare(ref[:, :, ::2], dist[:, :, ::2], image, defer_checks=True).unchecked is None
+    ref[0, 0, 0, 0] = np.nan
+    with pytest.raises(RangeError, match="reference array: contains NaN"):
+        psnr(ref, dist, data_range=1.0, crop_border=2)  # NaN in the cropped border: still refused
+    with pytest.raises(RangeError, match="reference array: contains NaN"):
+        psnr(ref, dist, data_range=1.0, color="y")
+
+
+def test_fused_check_overflowing_differences_are_not_errors():
+    # Finite values whose difference overflows: the MSE is infinite, the images are not.
+    a = np.full((4, 4), 1e300)
+    with np.errstate(over="ignore"):
+        assert psnr(a, -a, data_range=1.0, check_range=False) == -math.inf
