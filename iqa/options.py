@@ -92,7 +92,7 @@ def check_integer(
     metric: str | None, keyword: str, value: Any, *, minimum: int | None = None, maximum: int | None = None, hint: str = ""
 ) -> int:
     """``value`` as an int within bounds, or an :class:`OptionError` naming ``keyword``."""
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    ok = type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
     if ok and minimum is not None and value < minimum:
         ok = False
     if ok and maximum is not None and value > maximum:

@@ -19,6 +19,9 @@ from iqa.options import Conventions, ImageOptions, Options
 __all__ = ["PreparedPair", "evaluate", "prepare"]
 
 
+_IMAGE_FIELDS = tuple(f.name for f in dataclass_fields(ImageOptions))
+
+
 def prepare(
     reference: Any, distorted: Any, image: ImageOptions, *, warn: bool = True, defer_checks: bool = False
 ) -> Pair:
@@ -26,7 +29,7 @@ def prepare(
     :func:`iqa.io.prepare_pair`). Integer NumPy pixels are kept as they are:
     :class:`PreparedPair` converts them for the kernels that need floats."""
     # A shallow field copy: asdict's deep copy costs more than scoring a small uint8 pair.
-    fields = {f.name: getattr(image, f.name) for f in dataclass_fields(image)}
+    fields = {name: getattr(image, name) for name in _IMAGE_FIELDS}
     return prepare_pair(reference, distorted, **fields, warn=warn, keep_integers=True, defer_checks=defer_checks)
 
 

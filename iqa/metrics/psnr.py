@@ -130,16 +130,16 @@ def _mse_opencv(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
 
     n, h = ref.shape[:2]
     size = ref[0].size
-    # N planes of H×(W·C), one channel: OpenCV takes any width. The prepared pair is
-    # C-contiguous, so these are views.
-    ref = np.ascontiguousarray(ref).reshape(n, h, -1)
-    dist = np.ascontiguousarray(dist).reshape(n, h, -1)
-    sums = np.array([cv2.norm(ref[i], dist[i], cv2.NORM_L2SQR) for i in range(n)])
+    # N planes of H×(W·C), one channel: OpenCV takes any width. Views of the prepared
+    # pair, which is C-contiguous (reshape would copy an array that is not).
+    ref = ref.reshape(n, h, -1)
+    dist = dist.reshape(n, h, -1)
+    sums = [cv2.norm(ref[i], dist[i], cv2.NORM_L2SQR) for i in range(n)]
     if ref.dtype.kind in "ui":
         # The exact sum is an integer, OpenCV's within 1e-15 of it: rounding gives it back
         # (identical images against an offset of 255 give exactly 65025, never 65025.00000001).
-        sums = np.rint(sums)
-    return sums / size
+        sums = [float(round(s)) for s in sums]
+    return np.array(sums) / size
 
 
 #: Elements per block of :func:`_mse_checked`: two blocks of float64 take 1 MiB, half a
