@@ -10,6 +10,11 @@ sides see the same machine load:
 * iqa: the real command ``iqa score REF DIST -m psnr -m ssim -o scores.csv`` in a subprocess,
   so the time includes starting Python, importing, pairing the folders and writing the CSV.
 
+The loop runs as a script in a subprocess too (``python bench_score.py --loop REF DIST``), as
+a user would run it: its time includes starting Python, its imports and (with ``--lpips``)
+building the ``lpips`` model. The time the loop itself took inside that process is printed
+beside it.
+
 The pairs are split into blocks (default 5) and the two sides alternate block by block
 (which side goes first alternates too), so that a change in the machine's load during the
 run hits both sides alike; each ``iqa score`` block pays its own process start-up. It prints
@@ -107,6 +112,35 @@ def baseline(ref_dir: Path, dist_dir: Path, lp: object = None) -> tuple[float, f
     return time.perf_counter() - t0, time.process_time() - c0, out
 
 
+def run_baseline(ref_dir: Path, dist_dir: Path, trunk: Path | None) -> tuple[float, float, float, dict[str, tuple]]:
+    """The loop as a script in a fresh process: wall-clock and CPU seconds of the process
+    (start and imports included), the loop's own wall-clock seconds, and its numbers."""
+    import json
+
+    cmd = [sys.executable, __file__, "--loop", str(ref_dir), str(dist_dir)]
+    if trunk is not None:
+        cmd += ["--trunk", str(trunk)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"the loop failed:\n{proc.stderr}")
+    report = json.loads(proc.stdout)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu, report["loop_wall"], {k: tuple(v) for k, v in report["numbers"].items()}
+
+
+def loop_main(ref_dir: str, dist_dir: str, trunk: str | None) -> None:
+    """``--loop``: what a user's script does, printed as JSON for :func:`run_baseline`."""
+    import json
+
+    lp = lpips_model(Path(trunk)) if trunk else None
+    wall, _, numbers = baseline(Path(ref_dir), Path(dist_dir), lp)
+    print(json.dumps({"loop_wall": wall, "numbers": numbers}))
+
+
 def iqa_exe() -> str:
     return shutil.which("iqa") or str(Path(sys.executable).with_name("iqa"))
 
@@ -166,7 +200,12 @@ def main() -> None:
                         "(default: its own)")
     parser.add_argument("--lpips", action="store_true",
                         help="add LPIPS-alex: the lpips package in the loop, -m lpips for iqa (same AlexNet trunk)")
+    parser.add_argument("--loop", nargs=2, metavar=("REF", "DIST"), help=argparse.SUPPRESS)
+    parser.add_argument("--trunk", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.loop:
+        loop_main(*args.loop, args.trunk)
+        return
     import os as _os
     import sys as _sys
 
@@ -183,7 +222,7 @@ def main() -> None:
         print(f"cores: {os.cpu_count()}; load average before timing: {os.getloadavg()[0]:.2f}")
 
         extra: list[str] = []
-        lp = None
+        trunk = None
         if args.lpips:
             import torch
             import torchvision.models as tvm
@@ -192,11 +231,10 @@ def main() -> None:
             trunk = root / "alexnet-random.pth"
             torch.save({k: v for k, v in tvm.alexnet(weights=None).state_dict().items() if k.startswith("features.")},
                        trunk)
-            lp = lpips_model(trunk)
             extra = ["-m", "lpips", "--weights", f"alexnet={trunk}"]
         names = sorted(p.name for p in ref_dir.iterdir())
         blocks = [names[i :: args.blocks] for i in range(args.blocks)]
-        t_iqa = c_iqa = t_base = c_base = 0.0
+        t_iqa = c_iqa = t_base = c_base = t_loop = 0.0
         base: dict[str, tuple[float, float]] = {}
         rows: list[dict[str, str]] = []
         for k, block in enumerate(blocks):
@@ -207,8 +245,8 @@ def main() -> None:
                     wall, cpu = run_iqa(r, d, output, args.workers, extra)
                     t_iqa, c_iqa = t_iqa + wall, c_iqa + cpu
                 else:
-                    wall, cpu, numbers = baseline(r, d, lp)
-                    t_base, c_base = t_base + wall, c_base + cpu
+                    wall, cpu, loop_wall, numbers = run_baseline(r, d, trunk)
+                    t_base, c_base, t_loop = t_base + wall, c_base + cpu, t_loop + loop_wall
                     base.update(numbers)
             with open(output, newline="") as fh:
                 rows += list(csv.DictReader(fh))
@@ -217,13 +255,15 @@ def main() -> None:
         d_psnr = max(abs(float(r["psnr"]) - base[r["reference"]][0]) for r in rows)
         d_ssim = max(abs(float(r["ssim"]) - base[r["reference"]][1]) for r in rows)
 
-        print(f"baseline (Pillow + skimage{' + lpips' if lp else ''} loop): {t_base:8.2f} s wall  {c_base:8.2f} s CPU  ({args.pairs / t_base:6.1f} pairs/s)")
+        print(f"baseline (Pillow + skimage{' + lpips' if trunk else ''} loop, a script in a subprocess): "
+              f"{t_base:8.2f} s wall  {c_base:8.2f} s CPU  ({args.pairs / t_base:6.1f} pairs/s; "
+              f"the loop alone {t_loop:.2f} s, its {args.blocks} process starts {t_base - t_loop:.2f} s)")
         print(f"iqa score (CLI in a subprocess) : {t_iqa:8.2f} s wall  {c_iqa:8.2f} s CPU  ({args.pairs / t_iqa:6.1f} pairs/s)")
         print(f"ratio baseline / iqa score      : {t_base / t_iqa:8.2f}x wall-clock, {c_base / c_iqa:.2f}x CPU time")
         print(f"load average after timing: {os.getloadavg()[0]:.2f} (on {os.cpu_count()} cores)")
-        d_lpips = max((abs(float(r["lpips"]) - base[r["reference"]][2]) for r in rows), default=0.0) if lp else None
+        d_lpips = max((abs(float(r["lpips"]) - base[r["reference"]][2]) for r in rows), default=0.0) if trunk else None
         print(f"largest difference: psnr {d_psnr:.2e} dB, ssim {d_ssim:.2e}"
-              + (f", lpips {d_lpips:.2e}" if lp else ""))
+              + (f", lpips {d_lpips:.2e}" if trunk else ""))
 
         print("peak resident memory of iqa score:")
         for n in sorted({max(1, args.pairs // 10), max(1, args.pairs // 2), args.pairs}):
