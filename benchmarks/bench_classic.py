@@ -3,8 +3,10 @@
 On 512×512 RGB images, batch 1 and 16, through the NumPy path (float64 arrays, the
 reported numbers) and the torch path (float32 tensors on the CPU, no gradient). Every
 implementation runs in this one process, one after the other, so that all of them see the
-same machine load; the table prints the best of a few runs, the ratio peer time / iqa time
-(> 1: iqa is faster), and the largest difference between the two sides' values.
+same machine load, in interleaved rounds (each round times every implementation of a row in
+turn); the table prints the median time per call and its spread (min–max over the rounds),
+the ratio of the medians, peer / iqa (> 1: iqa is faster), and the largest difference
+between the two sides' values.
 
 Peers are called with the settings that reproduce iqa's numbers where one exists (see
 docs/conventions.md); a "≠" marks a peer whose convention differs by design, so its
@@ -23,7 +25,7 @@ difference is not an error.
   with ``data_range=1.0, reduction="none"`` (≠: its SSIM averages over the reflect-padded
   full image; its MS-SSIM does not clamp).
 
-Usage: ``python benchmarks/bench_classic.py [--repeats 2] [--batch 16] [--metrics psnr,ssim,ms-ssim]``
+Usage: ``python benchmarks/bench_classic.py [--rounds 7] [--batch 16] [--metrics psnr,ssim,ms-ssim]``
 """
 
 from __future__ import annotations
@@ -54,20 +56,36 @@ def make_images(n: int, size: int = 512, seed: int = 0) -> tuple[np.ndarray, np.
     return ref, dist
 
 
-def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Best wall time after a warm-up: at least ``repeats`` runs, more for fast functions
-    (until about a second is spent), since on a shared machine the minimum is the most
-    stable statistic; a slow function (over a second) gets ``repeats`` runs only."""
+def calls_per_round(fn: Callable[[], Any], target: float = 0.05) -> int:
+    """How many calls of ``fn`` make a round of about ``target`` seconds (one for a slow
+    function), after a warm-up call."""
+    fn()
     t0 = time.perf_counter()
-    out = fn()
-    first = time.perf_counter() - t0
-    best, spent, runs = first, 0.0, 0
-    while runs < repeats or (first < 1.0 and spent < 1.0 and runs < 50):
-        t0 = time.perf_counter()
-        out = fn()
-        dt = time.perf_counter() - t0
-        best, spent, runs = min(best, dt), spent + dt, runs + 1
-    return best, out
+    fn()
+    once = time.perf_counter() - t0
+    return max(1, min(2000, int(target / max(once, 1e-7))))
+
+
+def interleaved_times(fns: list[Callable[[], Any]], rounds: int) -> tuple[list[list[float]], list[Any]]:
+    """Seconds per call of each function in each of ``rounds`` rounds, the functions taking
+    turns within a round (the order reversed every other round), so that a change in the
+    machine's load hits every side alike; and each function's last result."""
+    calls = [calls_per_round(fn) for fn in fns]
+    times: list[list[float]] = [[] for _ in fns]
+    outs: list[Any] = [None] * len(fns)
+    for r in range(rounds):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for j in order:
+            t0 = time.perf_counter()
+            for _ in range(calls[j]):
+                outs[j] = fns[j]()
+            times[j].append((time.perf_counter() - t0) / calls[j])
+    return times, outs
+
+
+def ms(samples: list[float]) -> str:
+    """Median and spread (min–max) over the rounds, in milliseconds."""
+    return f"{np.median(samples) * 1e3:.3g} ({min(samples) * 1e3:.3g}–{max(samples) * 1e3:.3g})"
 
 
 def as_array(v: Any) -> np.ndarray:
@@ -78,7 +96,7 @@ def as_array(v: Any) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=2, help="minimum timed runs per entry (best is kept)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (median and spread are printed)")
     parser.add_argument("--batch", type=int, default=16, help="the large batch size")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--metrics", default="psnr,ssim,ms-ssim", help="comma-separated subset")
@@ -126,7 +144,8 @@ def main() -> None:
         f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads) | CPUs {os.cpu_count()} | "
         f"{args.size}×{args.size} RGB"
     )
-    header = f"{'metric':8} {'path':14} {'N':>3}  {'peer':34} {'iqa ms':>9} {'peer ms':>9} {'ratio':>7}  {'max |Δ|':>9}"
+    header = (f"{'metric':8} {'path':14} {'N':>3}  {'peer':34} {'iqa ms, median (spread)':>24} "
+              f"{'peer ms, median (spread)':>24} {'ratio':>7}  {'max |Δ|':>9}")
     print(header)
     print("-" * len(header))
 
@@ -172,17 +191,18 @@ def main() -> None:
             if metric not in args.metrics.split(","):
                 continue
             with torch.no_grad():
-                t_ours, v_ours = best_time(ours, args.repeats)
-                for name, fn, _comparable in peers:
-                    t_peer, v_peer = best_time(fn, args.repeats)
+                times, outs = interleaved_times([ours] + [fn for _name, fn, _c in peers], args.rounds)
+                t_ours, v_ours = float(np.median(times[0])), outs[0]
+                for k, (name, _fn, _comparable) in enumerate(peers, 1):
+                    t_peer, v_peer = float(np.median(times[k])), outs[k]
                     diff = np.max(np.abs(as_array(v_ours) - as_array(v_peer)))
                     ratios[(metric, path, batch, name)] = (t_peer / t_ours, diff)
                     print(
-                        f"{metric:8} {path:14} {batch:>3}  {name:34} {t_ours * 1e3:9.1f} "
-                        f"{t_peer * 1e3:9.1f} {t_peer / t_ours:6.2f}×  {diff:9.1e}",
+                        f"{metric:8} {path:14} {batch:>3}  {name:34} {ms(times[0]):>24} "
+                        f"{ms(times[k]):>24} {t_peer / t_ours:6.2f}×  {diff:9.1e}",
                         flush=True,
                     )
-    print("ratio = peer time / iqa time (higher is better for iqa); ≠ = different convention by design")
+    print("ratio = median peer time / median iqa time (higher is better for iqa); ≠ = different convention by design")
     # (metric, path, N, peer, minimum ratio, target ratio, |Δ| bound). The bounds are the
     # acceptance criteria of the speed work: float32 tensors filter the moments in float32
     # (5e-4); float64 NumPy differs from scikit-image by round-off only (measured ~1e-15), and
