@@ -128,23 +128,28 @@ def main() -> None:
         theirs()  # warm-up: thread pools, allocator
         for ext in variants.values():
             ext.statistics(files[:4])  # warm-up and weights loading
-        # Interleaved rounds, best of each: the machine's load drifts, and every side should
-        # see the same drift.
-        best = {name: float("inf") for name in ["pytorch-fid", *variants]}
+        # Interleaved rounds (the order reversed every other round): the machine's load
+        # drifts, and every side should see the same drift. Medians and spreads are printed.
+        times: dict[str, list[float]] = {name: [] for name in ["pytorch-fid", *variants]}
         results: dict = {}
-        for _ in range(args.repeats):
-            t, results["pytorch-fid"] = best_of(theirs, 1)
-            best["pytorch-fid"] = min(best["pytorch-fid"], t)
-            for name, ext in variants.items():
-                t, results[name] = best_of(lambda: ext.statistics(folder), 1)
-                best[name] = min(best[name], t)
+        for r in range(args.repeats):
+            sides = [("pytorch-fid", theirs)] + [(name, ext.statistics) for name, ext in variants.items()]
+            for name, fn in (sides if r % 2 == 0 else sides[::-1]):
+                t, results[name] = best_of((lambda fn=fn: fn(folder)) if name != "pytorch-fid" else fn, 1)
+                times[name].append(t)
         mu_ref, sigma_ref = results["pytorch-fid"]
-        t_ref = best["pytorch-fid"]
-        print(f"pytorch-fid (batch 50, {workers} workers): {args.images / t_ref:6.2f} images/s")
+        t_ref = float(np.median(times["pytorch-fid"]))
+
+        def spread(name: str) -> str:
+            return f"median {np.median(times[name]):.2f} s ({min(times[name]):.2f}–{max(times[name]):.2f})"
+
+        print(f"pytorch-fid (batch 50, {workers} workers): {args.images / t_ref:6.2f} images/s  "
+              f"{spread('pytorch-fid')} over {args.repeats} rounds")
         for name in variants:
+            t = float(np.median(times[name]))
             err = np.linalg.norm(results[name].mu - mu_ref) / np.linalg.norm(mu_ref)
             err_s = np.linalg.norm(results[name].sigma - sigma_ref) / np.linalg.norm(sigma_ref)
-            print(f"{name:24s}: {args.images / best[name]:6.2f} images/s  ratio {t_ref / best[name]:5.2f}×  "
+            print(f"{name:24s}: {args.images / t:6.2f} images/s  {spread(name)}  ratio of medians {t_ref / t:5.2f}×  "
                   f"(vs pytorch-fid: ‖Δμ‖/‖μ‖ {err:.1e}, ‖ΔΣ‖_F/‖Σ‖_F {err_s:.1e})")
 
     if args.skip_distance:

@@ -235,6 +235,7 @@ def main() -> None:
         names = sorted(p.name for p in ref_dir.iterdir())
         blocks = [names[i :: args.blocks] for i in range(args.blocks)]
         t_iqa = c_iqa = t_base = c_base = t_loop = 0.0
+        per_block: dict[str, list[float]] = {"iqa": [], "loop": []}
         base: dict[str, tuple[float, float]] = {}
         rows: list[dict[str, str]] = []
         for k, block in enumerate(blocks):
@@ -244,9 +245,11 @@ def main() -> None:
                 if side == 0:
                     wall, cpu = run_iqa(r, d, output, args.workers, extra)
                     t_iqa, c_iqa = t_iqa + wall, c_iqa + cpu
+                    per_block["iqa"].append(wall)
                 else:
                     wall, cpu, loop_wall, numbers = run_baseline(r, d, trunk)
                     t_base, c_base, t_loop = t_base + wall, c_base + cpu, t_loop + loop_wall
+                    per_block["loop"].append(wall)
                     base.update(numbers)
             with open(output, newline="") as fh:
                 rows += list(csv.DictReader(fh))
@@ -260,6 +263,10 @@ def main() -> None:
               f"the loop alone {t_loop:.2f} s, its {args.blocks} process starts {t_base - t_loop:.2f} s)")
         print(f"iqa score (CLI in a subprocess) : {t_iqa:8.2f} s wall  {c_iqa:8.2f} s CPU  ({args.pairs / t_iqa:6.1f} pairs/s)")
         print(f"ratio baseline / iqa score      : {t_base / t_iqa:8.2f}x wall-clock, {c_base / c_iqa:.2f}x CPU time")
+        med = {side: float(np.median(v)) for side, v in per_block.items()}
+        print(f"per block of ~{args.pairs // args.blocks} pairs (the sides alternating, {args.blocks} blocks): "
+              + ", ".join(f"{side} median {med[side]:.2f} s ({min(v):.2f}–{max(v):.2f})" for side, v in per_block.items())
+              + f"; ratio of medians {med['loop'] / med['iqa']:.2f}x")
         print(f"load average after timing: {os.getloadavg()[0]:.2f} (on {os.cpu_count()} cores)")
         d_lpips = max((abs(float(r["lpips"]) - base[r["reference"]][2]) for r in rows), default=0.0) if trunk else None
         print(f"largest difference: psnr {d_psnr:.2e} dB, ssim {d_ssim:.2e}"
