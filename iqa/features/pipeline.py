@@ -305,7 +305,8 @@ def _from_files(extractors, keep, files, label, data_range, bit_depth, alpha, st
     def flush() -> None:
         for ext, stats, items in zip(extractors, all_stats, pending):
             if items:
-                stats.update(ext.features(torch.stack(items)))
+                # As a tensor: Σxxᵀ is then added in place by torch's BLAS (FIDStatistics.update).
+                stats.update(torch.from_numpy(ext.features(torch.stack(items))))
                 items.clear()
 
     load = lambda item: (item[0], item[1], *_load_file(extractors, item[1], data_range, bit_depth, alpha))  # noqa: E731
@@ -387,7 +388,7 @@ def _from_batches(extractors, keep, batches, ranges, bit_depth, alpha, progress,
             stats.notes.extend(n for n in prepared.notes if n not in stats.notes)
             for start in range(0, x.shape[0], ext.batch_size):
                 chunk = x[start : start + ext.batch_size]
-                stats.update(ext.features(ext._prepare(chunk, prepared.data_range)))
+                stats.update(torch.from_numpy(ext.features(ext._prepare(chunk, prepared.data_range))))
         done += x.shape[0]
         if progress is not None:
             progress(done, total or done)
