@@ -7,7 +7,9 @@ scipy, the networks) happen inside commands, so that ``iqa --help`` starts insta
 
 from __future__ import annotations
 
+import atexit
 import errno
+import gc
 import importlib
 import io
 import os
@@ -34,6 +36,22 @@ def _spin_briefly() -> None:
     """
     if "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ:
         os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+
+def _skip_final_collection() -> None:
+    """Spare the process the interpreter's garbage collections at exit.
+
+    At exit CPython collects garbage across every object still alive; once torch is imported
+    that is ~0.2 s of the ~0.35 s that ``python -c "import torch"`` takes to exit, to free
+    memory the operating system takes back anyway. ``gc.freeze()`` in an exit handler moves
+    every object to the permanent generation, which those collections skip. Objects are
+    still freed when their last reference goes, as modules are torn down; only garbage in
+    reference cycles is left to the operating system, and iqa relies on no finalizer of
+    such garbage: every file it writes is closed (and synced) by the command itself. In a
+    process that goes on (tests, a caller of ``main``) nothing changes until it exits.
+    """
+    atexit.unregister(gc.freeze)  # once per process, however many commands it runs
+    atexit.register(gc.freeze)
 
 
 #: Exit codes: 0 success, 1 a file or pair failed, 2 usage error (Click's own).
@@ -88,6 +106,7 @@ class IQAGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         _spin_briefly()
+        _skip_final_collection()
         if sys.stdout is None:
             # Started with standard output closed (``iqa psnr a b >&-``): Click would drop
             # every number without a word; a write now fails and is reported (a command that
