@@ -457,6 +457,8 @@ def _apply_alpha(
 ) -> tuple[list[Any], tuple[str, ...]]:
     """Apply the alpha policy to one image or a pair (the same decision for both)."""
     check_choice(None, "alpha", alpha, ALPHA_POLICIES)
+    if all((d.shape[-1] if backend == "numpy" else d.shape[1]) not in (2, 4) for d, _ in items):
+        return [d for d, _ in items], ()  # gray or RGB: no alpha channel
     split = [_split_alpha(d, backend) for d, _ in items]
     if all(a is None for _, a in split) or alpha == "keep":
         return [d for d, _ in items], ()

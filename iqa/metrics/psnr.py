@@ -94,7 +94,9 @@ def compute_psnr(pair: Pair, options: PSNROptions, runtime: Any = None, want_map
             mse = _mse_opencv(ref, dist)
         else:
             mse = _mse_numpy(ref, dist)
-        with np.errstate(divide="ignore"):
+        if mse.all():
+            return 10.0 * np.log10(peak / mse), None
+        with np.errstate(divide="ignore"):  # identical images: inf, without a warning
             return 10.0 * np.log10(peak / mse), None
     import torch
 
