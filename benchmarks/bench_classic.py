@@ -4,7 +4,8 @@ On 512×512 RGB images, batch 1 and 16, through the NumPy path (float64 arrays, 
 reported numbers) and the torch path (float32 tensors on the CPU, no gradient). Every
 implementation runs in this one process, one after the other, so that all of them see the
 same machine load, in interleaved rounds (each round times every implementation of a row in
-turn); the table prints the median time per call and its spread (min–max over the rounds),
+turn, the order reversed every other round; after a warm-up call, a fast call is repeated
+to fill about 50 ms of a round and timed per call); the table prints the median time per call and its spread (min–max over the rounds),
 the ratio of the medians, peer / iqa (> 1: iqa is faster), and the largest difference
 between the two sides' values.
 
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 import warnings
 from typing import Any, Callable
 
@@ -56,38 +56,6 @@ def make_images(n: int, size: int = 512, seed: int = 0) -> tuple[np.ndarray, np.
     return ref, dist
 
 
-def calls_per_round(fn: Callable[[], Any], target: float = 0.05) -> int:
-    """How many calls of ``fn`` make a round of about ``target`` seconds (one for a slow
-    function), after a warm-up call."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    once = time.perf_counter() - t0
-    return max(1, min(2000, int(target / max(once, 1e-7))))
-
-
-def interleaved_times(fns: list[Callable[[], Any]], rounds: int) -> tuple[list[list[float]], list[Any]]:
-    """Seconds per call of each function in each of ``rounds`` rounds, the functions taking
-    turns within a round (the order reversed every other round), so that a change in the
-    machine's load hits every side alike; and each function's last result."""
-    calls = [calls_per_round(fn) for fn in fns]
-    times: list[list[float]] = [[] for _ in fns]
-    outs: list[Any] = [None] * len(fns)
-    for r in range(rounds):
-        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
-        for j in order:
-            t0 = time.perf_counter()
-            for _ in range(calls[j]):
-                outs[j] = fns[j]()
-            times[j].append((time.perf_counter() - t0) / calls[j])
-    return times, outs
-
-
-def ms(samples: list[float]) -> str:
-    """Median and spread (min–max) over the rounds, in milliseconds."""
-    return f"{np.median(samples) * 1e3:.3g} ({min(samples) * 1e3:.3g}–{max(samples) * 1e3:.3g})"
-
-
 def as_array(v: Any) -> np.ndarray:
     if hasattr(v, "detach"):
         v = v.detach().double().cpu().numpy()
@@ -105,7 +73,7 @@ def main() -> None:
     import sys as _sys
 
     _sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
-    from machine import machine_line
+    from machine import interleaved, machine_line, median, spread
 
     print(machine_line())
 
@@ -196,15 +164,17 @@ def main() -> None:
             if metric not in args.metrics.split(",") or (path.endswith("1/call") and batch == 1):
                 continue
             with torch.no_grad():
-                times, outs = interleaved_times([ours] + [fn for _name, fn, _c in peers], args.rounds)
-                t_ours, v_ours = float(np.median(times[0])), outs[0]
-                for k, (name, _fn, _comparable) in enumerate(peers, 1):
-                    t_peer, v_peer = float(np.median(times[k])), outs[k]
-                    diff = np.max(np.abs(as_array(v_ours) - as_array(v_peer)))
+                # Keyed by name: a row's peers have distinct names, none of them "iqa".
+                times, outs = interleaved({"iqa": ours, **{name: fn for name, fn, _c in peers}}, args.rounds,
+                                          target=0.05)
+                t_ours = median(times["iqa"])
+                for name, _fn, _comparable in peers:
+                    t_peer = median(times[name])
+                    diff = np.max(np.abs(as_array(outs["iqa"]) - as_array(outs[name])))
                     ratios[(metric, path, batch, name)] = (t_peer / t_ours, diff)
                     print(
-                        f"{metric:8} {path:18} {batch:>3}  {name:34} {ms(times[0]):>24} "
-                        f"{ms(times[k]):>24} {t_peer / t_ours:6.2f}×  {diff:9.1e}",
+                        f"{metric:8} {path:18} {batch:>3}  {name:34} {spread(times['iqa'], unit=''):>24} "
+                        f"{spread(times[name], unit=''):>24} {t_peer / t_ours:6.2f}×  {diff:9.1e}",
                         flush=True,
                     )
     print("ratio = median peer time / median iqa time (higher is better for iqa); ≠ = different convention by design")

@@ -8,11 +8,15 @@ prints the difference to :func:`iqa.cmmd_features` (float64). JAX is not needed:
 differences come from rounding means of values within 2 % of 1 to float32, which any float32
 reduction does; their size and sign depend on the summation order.
 
-With ``--speed``, also the forward speed of the CLIP image towers of the real sizes
+With ``--speed``, also the forward speed of iqa's CLIP image towers of the real sizes
 (ViT-L/14@336px and ViT-L/14 at 224 px, randomly initialised: speed does not depend on the
-values), batch 4, on the CPU.
+values), ``--batch`` images a call (default 4), on the CPU, under ``torch.inference_mode()``.
+Only iqa is timed (no peer runs here): each tower runs once untimed, then ``--rounds``
+interleaved rounds (the two towers in turn, the order reversed every other round, so that a
+drift in the machine's load hits both alike); it prints images per second at the median and
+the median and spread (min–max) of the seconds per call.
 
-Usage: ``python benchmarks/bench_cmmd.py [--sizes 1000,5000] [--dims 768] [--speed]``
+Usage: ``python benchmarks/bench_cmmd.py [--sizes 1000,5000] [--dims 768] [--speed [--batch 4] [--rounds 3]]``
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,5000")
     parser.add_argument("--dims", type=int, default=768)
     parser.add_argument("--speed", action="store_true", help="also time the real-size CLIP towers")
+    parser.add_argument("--batch", type=int, default=4, help="images per call of the towers (--speed)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds of --speed (median and spread)")
     args = parser.parse_args()
     import os as _os
     import sys as _sys
@@ -76,31 +82,30 @@ def main() -> None:
                 row += f" | {name} {v:.6f} ({v - ref:+.1e}, rel {(v - ref) / ref:+.1e})"
             print(row)
     if args.speed:
-        speed()
+        speed(args.batch, args.rounds)
 
 
-def speed() -> None:
+def speed(batch: int, rounds: int) -> None:
     import os
-    import time
 
     import torch
 
     from iqa.features.clip import ARCHS, ClipVisual
+    from machine import interleaved, median, spread  # on sys.path since main()
 
     torch.manual_seed(0)
+    sides = {}
     for name in ("vitl14", "vitl14-336"):
         model = ClipVisual(ARCHS[name]).eval()
         r = ARCHS[name].resolution
-        x = torch.randn(4, 3, r, r)
-        with torch.inference_mode():
-            model(x[:1])  # warm-up
-            t = time.perf_counter()
-            model(x)
-            dt = time.perf_counter() - t
-        print(f"clip-{name}: {4 / dt:.2f} images/s (batch 4, {torch.get_num_threads()} threads, "
+        x = torch.randn(batch, 3, r, r)
+        sides[f"clip-{name}"] = lambda model=model, x=x: model(x)
+    with torch.inference_mode():
+        times, _ = interleaved(sides, rounds)
+    for name, t in times.items():
+        print(f"{name}: {batch / median(t):.2f} images/s at the median, median {spread(t, 1.0, 's')} a call of "
+              f"{batch} (iqa only, {rounds} interleaved rounds, {torch.get_num_threads()} threads, "
               f"load average {os.getloadavg()[0]:.1f})")
-        del model
-
 
 if __name__ == "__main__":
     main()

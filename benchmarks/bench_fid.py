@@ -1,15 +1,25 @@
 """FID throughput: folder → statistics against pytorch-fid, and the 2048-d distance per route.
 
-    python benchmarks/bench_fid.py [--images 100] [--size 256] [--weights PATH]
+    python benchmarks/bench_fid.py [--images 100] [--size 256] [--rounds 3] [--weights PATH] [--skip-distance]
 
 Both sides read the same PNG folder and run the same weights (the registry's file when
 ``--weights`` is given, else a seeded random state dict in pytorch-fid's layout: the network's
 cost does not depend on its weights). pytorch-fid runs as its command line does by default:
 ``--batch-size 50``, ``--num-workers min(8, CPUs)``, ``--dims 2048``, on the CPU. iqa runs
 with its defaults (pytorch-fid's own operations, 4 images per network call, separable max
-pools: identical features) and with ``fast`` (channels-last, folded batch norm). Timings
-on a shared machine are noisy; each line prints a ratio measured in the same run, so both
-sides see the same load. Ratios > 1 mean iqa is faster.
+pools: identical features) and with ``fast`` (channels-last, folded batch norm), each through
+``InceptionFeatures(...).statistics(folder)``, in the same process as pytorch-fid's
+``calculate_activation_statistics``.
+
+Then the 2048-d Fréchet distance between two random covariances: pytorch-fid's
+``calculate_frechet_distance`` against ``iqa.distribution.frechet.frechet_distance`` by
+each route.
+
+Every side runs once untimed (thread pools, allocator, page cache), then ``--rounds``
+interleaved rounds (each round runs every side in turn, the order reversed every other
+round, so that a drift in the machine's load hits all sides alike). Each line prints the
+median and the spread (min–max) over the rounds and the ratio of the medians, pytorch-fid /
+iqa (> 1: iqa is faster).
 """
 
 from __future__ import annotations
@@ -18,7 +28,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -60,20 +69,11 @@ def random_state_dict(seed: int = 0) -> dict:
     return model.state_dict()
 
 
-def best_of(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds (median and spread are printed)")
     ap.add_argument("--weights", default=None, help="pytorch-fid's .pth (default: seeded random weights)")
     ap.add_argument("--skip-distance", action="store_true")
     args = ap.parse_args()
@@ -81,7 +81,7 @@ def main() -> None:
     import sys as _sys
 
     _sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
-    from machine import machine_line
+    from machine import interleaved, machine_line, median, spread
 
     print(machine_line())
 
@@ -105,7 +105,7 @@ def main() -> None:
         state = torch.load(weights, weights_only=True)
         folder = tmp / "images"
         folder.mkdir()
-        files = make_images(folder, args.images, args.size)
+        make_images(folder, args.images, args.size)
 
         # pytorch-fid at its command line's defaults (see pytorch_fid.fid_score.main).
         pfi.load_state_dict_from_url = lambda *a, **k: state
@@ -125,31 +125,18 @@ def main() -> None:
             "iqa (default)": InceptionFeatures(weights=weights, device="cpu"),
             "iqa --fast": InceptionFeatures(weights=weights, device="cpu", fast=True),
         }
-        theirs()  # warm-up: thread pools, allocator
-        for ext in variants.values():
-            ext.statistics(files[:4])  # warm-up and weights loading
-        # Interleaved rounds (the order reversed every other round): the machine's load
-        # drifts, and every side should see the same drift. Medians and spreads are printed.
-        times: dict[str, list[float]] = {name: [] for name in ["pytorch-fid", *variants]}
-        results: dict = {}
-        for r in range(args.repeats):
-            sides = [("pytorch-fid", theirs)] + [(name, ext.statistics) for name, ext in variants.items()]
-            for name, fn in (sides if r % 2 == 0 else sides[::-1]):
-                t, results[name] = best_of((lambda fn=fn: fn(folder)) if name != "pytorch-fid" else fn, 1)
-                times[name].append(t)
+        sides = {"pytorch-fid": theirs, **{name: (lambda ext=ext: ext.statistics(folder)) for name, ext in variants.items()}}
+        times, results = interleaved(sides, args.rounds)
         mu_ref, sigma_ref = results["pytorch-fid"]
-        t_ref = float(np.median(times["pytorch-fid"]))
-
-        def spread(name: str) -> str:
-            return f"median {np.median(times[name]):.2f} s ({min(times[name]):.2f}–{max(times[name]):.2f})"
-
+        t_ref = median(times["pytorch-fid"])
         print(f"pytorch-fid (batch 50, {workers} workers): {args.images / t_ref:6.2f} images/s  "
-              f"{spread('pytorch-fid')} over {args.repeats} rounds")
+              f"median {spread(times['pytorch-fid'], 1.0, 's')} over {args.rounds} rounds")
         for name in variants:
-            t = float(np.median(times[name]))
+            t = median(times[name])
             err = np.linalg.norm(results[name].mu - mu_ref) / np.linalg.norm(mu_ref)
             err_s = np.linalg.norm(results[name].sigma - sigma_ref) / np.linalg.norm(sigma_ref)
-            print(f"{name:24s}: {args.images / t:6.2f} images/s  {spread(name)}  ratio of medians {t_ref / t:5.2f}×  "
+            print(f"{name:24s}: {args.images / t:6.2f} images/s  median {spread(times[name], 1.0, 's')}  "
+                  f"ratio of medians {t_ref / t:5.2f}×  "
                   f"(vs pytorch-fid: ‖Δμ‖/‖μ‖ {err:.1e}, ‖ΔΣ‖_F/‖Σ‖_F {err_s:.1e})")
 
     if args.skip_distance:
@@ -159,14 +146,17 @@ def main() -> None:
     a, b = rng.standard_normal((d, d)) / np.sqrt(d), rng.standard_normal((d, d)) / np.sqrt(d)
     s1, s2 = a @ a.T + 0.05 * np.eye(d), b @ b.T + 0.05 * np.eye(d)
     mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
+    sides = {"pytorch-fid": lambda: fid_score.calculate_frechet_distance(mu1, s1, mu2, s2),
+             **{route: (lambda route=route: frechet_distance(mu1, s1, mu2, s2, route=route)) for route in ROUTES}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # pytorch-fid's sqrtm(disp=False)
-        t_ref, v_ref = best_of(lambda: fid_score.calculate_frechet_distance(mu1, s1, mu2, s2), 1)
-    print(f"2048-d distance, pytorch-fid calculate_frechet_distance: {t_ref:6.2f} s")
+        times, values = interleaved(sides, args.rounds)
+    t_ref, v_ref = median(times["pytorch-fid"]), values["pytorch-fid"]
+    print(f"2048-d distance, pytorch-fid calculate_frechet_distance: median {spread(times['pytorch-fid'], 1.0, 's')}")
     for route in ROUTES:
-        t, v = best_of(lambda: frechet_distance(mu1, s1, mu2, s2, route=route), 1)
-        print(f"2048-d distance, route {route:5s}: {t:6.2f} s  ratio {t_ref / t:5.2f}×  "
-              f"(value vs pytorch-fid: {abs(v - v_ref) / abs(v_ref):.1e} relative)")
+        print(f"2048-d distance, route {route:5s}: median {spread(times[route], 1.0, 's')}  "
+              f"ratio of medians {t_ref / median(times[route]):5.2f}×  "
+              f"(value vs pytorch-fid: {abs(values[route] - v_ref) / abs(v_ref):.1e} relative)")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
     python benchmarks/bench_fid_cli.py [--images 100] [--size 299] [--rounds 3] [--weights PATH]
 
-Each round runs, in fresh processes and in alternating order (so that a drift in the
-machine's load hits both alike):
+Each side runs once untimed (filling the page cache and iqa's record of the weights' digests,
+as on any machine after the first use), then ``--rounds`` rounds run every side in fresh
+processes, in turn, the order reversed every other round (so that a drift in the machine's
+load hits all alike):
 
 * pytorch-fid: ``python -m pytorch_fid --save-stats FOLDER out.npz --device cpu`` at its
   other defaults (``--batch-size 50``, ``--num-workers min(8, CPUs)``, ``--dims 2048``);
@@ -15,7 +17,7 @@ depend on its weights), put where pytorch-fid's ``load_state_dict_from_url`` fin
 (``$TORCH_HOME/hub/checkpoints``). ``--busy N`` keeps N busy-looping processes running
 beside both (a machine shared with another job). A third line times ``python -c "import torch"``, the floor
 of any torch command. The script prints the machine line, the median and the range of each
-side's wall-clock time, the ratio of the medians (pytorch-fid / iqa; > 1: iqa is faster), and
+side's wall-clock time (min–max), the ratio of the medians (pytorch-fid / iqa; > 1: iqa is faster), and
 the largest difference between the two sides' μ and Σ (0 when the features are identical).
 """
 
@@ -24,27 +26,22 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_fid import make_images, random_state_dict  # noqa: E402
-from machine import machine_line  # noqa: E402
+from machine import interleaved, machine_line, median, spread  # noqa: E402
 
 
-def run(cmd: list[str], env: dict[str, str]) -> float:
-    t = time.perf_counter()
+def run(cmd: list[str], env: dict[str, str]) -> None:
     done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    elapsed = time.perf_counter() - t
     if done.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr}")
-    return elapsed
 
 
 def main() -> None:
@@ -81,32 +78,30 @@ def main() -> None:
         env = {**os.environ, "TORCH_HOME": str(tmp / "torch"), "IQA_CACHE_DIR": str(tmp / "cache")}
         out = {"pytorch-fid": tmp / "pfid.npz", "iqa": tmp / "iqa.npz"}
         cmds = {
-            "pytorch-fid": lambda: [sys.executable, "-m", "pytorch_fid", "--save-stats", str(folder),
-                                    str(out["pytorch-fid"]), "--device", "cpu"],
-            "iqa": lambda: [iqa_cmd, "stats", str(folder), "-o", str(out["iqa"]), "--weights", str(weights)],
-            "import torch": lambda: [sys.executable, "-c", "import torch"],
+            "pytorch-fid": [sys.executable, "-m", "pytorch_fid", "--save-stats", str(folder), str(out["pytorch-fid"]),
+                            "--device", "cpu"],
+            "iqa": [iqa_cmd, "stats", str(folder), "-o", str(out["iqa"]), "--weights", str(weights)],
+            "import torch": [sys.executable, "-c", "import torch"],
         }
-        times: dict[str, list[float]] = {name: [] for name in cmds}
+
+        def side(name: str) -> None:
+            if name in out:
+                out[name].unlink(missing_ok=True)
+            run(cmds[name], env)
+
         hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
-        # A first, untimed run of each fills the page cache and iqa's weights-digest record,
-        # as on any machine after the first use.
-        for rnd in range(args.rounds + 1):
-            order = list(cmds) if rnd % 2 == 0 else list(reversed(cmds))
-            for name in order:
-                if name in out:
-                    out[name].unlink(missing_ok=True)
-                t = run(cmds[name](), env)
-                if rnd:
-                    times[name].append(t)
-        for hog in hogs:
-            hog.kill()
+        try:
+            times, _ = interleaved({name: (lambda name=name: side(name)) for name in cmds}, args.rounds)
+        finally:
+            for hog in hogs:
+                hog.kill()
         with np.load(out["pytorch-fid"]) as a, np.load(out["iqa"]) as b:
             d_mu = float(np.abs(a["mu"] - b["mu"]).max())
             d_sigma = float(np.abs(a["sigma"] - b["sigma"]).max())
-    med = {name: statistics.median(t) for name, t in times.items()}
+    med = {name: median(t) for name, t in times.items()}
     for name, t in times.items():
-        print(f"{name:12s}: median {med[name]:6.2f} s  (range {min(t):.2f}–{max(t):.2f} s, {len(t)} rounds)")
-    print(f"ratio pytorch-fid / iqa: {med['pytorch-fid'] / med['iqa']:.2f}×; iqa − import torch: "
+        print(f"{name:12s}: median {spread(t, 1.0, 's', '.2f')}  ({len(t)} rounds)")
+    print(f"ratio of medians pytorch-fid / iqa: {med['pytorch-fid'] / med['iqa']:.2f}×; iqa − import torch: "
           f"{med['iqa'] - med['import torch']:.2f} s")
     print(f"max |Δμ| {d_mu:.1e}, max |ΔΣ| {d_sigma:.1e} (iqa vs pytorch-fid)")
 

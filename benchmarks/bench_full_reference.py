@@ -1,10 +1,11 @@
 """DISTS, VIFp, GMSD, MS-GMSD, FSIM, FSIMc and HaarPSI: iqa against piq (and DISTS_pytorch).
 
 torch float32 tensors on the CPU, no gradient, 512×512 RGB (256×256 for DISTS, whose VGG16
-dominates), batch 1 and 16, the same thread count on both sides, in one process. Rounds are
-interleaved (iqa, peer, iqa, peer, ...; which side goes first alternates), so both see the
-same machine load; the table prints the median time of each side, the spread (max/min over
-the rounds), the ratio peer / iqa (> 1: iqa is faster) and the largest relative difference
+dominates), batch 1 and 16, the same thread count on both sides, in one process. Each side
+runs once untimed (which also builds the networks), then ``--rounds`` interleaved rounds
+(iqa, peer, peer, iqa, ...: which side goes first alternates), so both see the same machine
+load; a fast call is repeated to fill about 50 ms of a round and timed per call; the table prints each side's median time and spread (min–max over the rounds), the
+ratio of the medians, peer / iqa (> 1: iqa is faster), and the largest relative difference
 between the two sides' values. The network's weights are random (generated here: nothing is
 downloaded); the cost does not depend on them.
 
@@ -20,14 +21,12 @@ Usage: ``python benchmarks/bench_full_reference.py [--rounds 5] [--batch 16] [--
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from machine import machine_line
+from machine import interleaved, machine_line, median, spread
 
 METRICS = ("vifp", "gmsd", "ms-gmsd", "fsim", "fsimc", "haarpsi", "dists")
 
@@ -88,12 +87,6 @@ def sides(metric: str, weights: Path) -> tuple[Callable, Callable]:
     return (lambda x, y: ours(x, y, data_range=1.0)), fn[1]
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
 def main() -> None:
     import torch
 
@@ -105,7 +98,8 @@ def main() -> None:
     print(machine_line())
     print(f"torch float32, CPU, {torch.get_num_threads()} threads both sides, no gradient; {args.rounds} "
           "interleaved rounds; ratio = peer median / iqa median (> 1: iqa faster)")
-    print(f"{'metric':<8} {'batch':>5} {'size':>5} {'iqa s':>9} {'peer s':>9} {'spread':>13} {'ratio':>6} {'max rel diff':>12}")
+    print(f"{'metric':<8} {'batch':>5} {'size':>5} {'iqa s, median (spread)':>26} {'peer s, median (spread)':>26} "
+          f"{'ratio':>6} {'max rel diff':>12}")
     with tempfile.TemporaryDirectory() as tmp:
         import torchvision
 
@@ -118,20 +112,14 @@ def main() -> None:
             for n in (1, args.batch):
                 x, y = make_images(n, size)
                 with torch.inference_mode():
-                    a, b = ours(x, y), peer(x, y)  # warm-up (and builds the networks)
-                    t_ours, t_peer = [], []
-                    for r in range(args.rounds):
-                        order = ((t_ours, ours), (t_peer, peer)) if r % 2 == 0 else ((t_peer, peer), (t_ours, ours))
-                        for times, fn in order:
-                            dt, out = timed(lambda: fn(x, y))
-                            times.append(dt)
-                a = np.atleast_1d(np.asarray(a, dtype=np.float64))
-                b = np.atleast_1d(b.detach().double().numpy().reshape(-1))
+                    times, outs = interleaved({"iqa": lambda: ours(x, y), "peer": lambda: peer(x, y)}, args.rounds,
+                                               target=0.05)
+                a = np.atleast_1d(np.asarray(outs["iqa"], dtype=np.float64))
+                b = np.atleast_1d(outs["peer"].detach().double().numpy().reshape(-1))
                 diff = float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
-                mo, mp = statistics.median(t_ours), statistics.median(t_peer)
-                spread = f"{max(t_ours) / min(t_ours):.2f}/{max(t_peer) / min(t_peer):.2f}"
-                print(f"{metric:<8} {n:>5} {size:>5} {mo:>9.4f} {mp:>9.4f} {spread:>13} {mp / mo:>6.2f} {diff:>12.2e}")
-
+                mo, mp = median(times["iqa"]), median(times["peer"])
+                print(f"{metric:<8} {n:>5} {size:>5} {spread(times['iqa'], 1.0, '', '.4f'):>26} "
+                      f"{spread(times['peer'], 1.0, '', '.4f'):>26} {mp / mo:>6.2f} {diff:>12.2e}")
 
 if __name__ == "__main__":
     main()

@@ -15,9 +15,11 @@ A batch of ``--batch`` (16) pairs of ``--size``×``--size`` (256×256) RGB float
 
 All three get the same seeded random AlexNet backbone (pretrained weights cannot be
 downloaded on the benchmark machine; the cost does not depend on the values), iqa through
-its ``weights`` path override. Rounds alternate between the three so that they see
-the same machine load; the median time of each is printed with the ratios (peer / iqa) and
-the largest relative difference between the values (iqa and lpips must agree to 1e-5).
+its ``weights`` path override. Each side runs once untimed, then ``--rounds`` interleaved
+rounds (each round runs the three in turn, the order reversed every other round, so that a
+drift in the machine's load hits all alike); the median and spread (min–max) of each are
+printed with the ratios of the medians (peer / iqa, > 1: iqa is faster) and the largest
+relative difference between the values (iqa and lpips must agree to 1e-5).
 
 Usage: ``python benchmarks/bench_lpips.py [--batch 16] [--size 256] [--rounds 5] [--threads N]``
 """
@@ -26,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -44,7 +44,7 @@ def main() -> None:
     import sys as _sys
 
     _sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
-    from machine import machine_line
+    from machine import interleaved, machine_line, median, spread
 
     print(machine_line())
 
@@ -97,23 +97,17 @@ def main() -> None:
         return values
 
     sides = {"lpips 0.1.4": run_lpips, "torchmetrics": run_torchmetrics, "iqa": run_iqa}
-    values = {name: fn() for name, fn in sides.items()}  # warm-up (and the values)
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    for _ in range(args.rounds):
-        for name, fn in sides.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+    times, values = interleaved(sides, args.rounds)
 
-    med = {name: statistics.median(t) for name, t in times.items()}
+    med = {name: median(t) for name, t in times.items()}
     print(
         f"LPIPS-alex forward, batch {args.batch} x 3x{args.size}x{args.size}, float32 CPU, "
-        f"{torch.get_num_threads()} threads, median of {args.rounds} rounds"
+        f"{torch.get_num_threads()} threads, median (min–max) of {args.rounds} interleaved rounds"
     )
-    for name, t in med.items():
-        print(f"  {name:<13} {t * 1000:8.1f} ms  ({args.batch / t:6.1f} pairs/s)")
+    for name, t in times.items():
+        print(f"  {name:<13} {spread(t, fmt='.1f'):>24}  ({args.batch / med[name]:6.1f} pairs/s)")
     for name in ("lpips 0.1.4", "torchmetrics"):
-        print(f"  ratio {name} / iqa: {med[name] / med['iqa']:.2f}x")
+        print(f"  ratio of medians {name} / iqa: {med[name] / med['iqa']:.2f}x")
     base = values["lpips 0.1.4"].double()
     for name in ("torchmetrics", "iqa"):
         rel = ((values[name].double() - base).abs() / base.abs()).max().item()

@@ -3,10 +3,14 @@
 Makes N reference images (256×256 crops of the bundled sample photographs, flipped and
 shifted so that no two are alike) and three methods (JPEG quality 30, a Gaussian blur,
 Gaussian noise), compares them with ``iqa.compare`` (PSNR and SSIM; the scoring is not
-timed), then times ``iqa.report`` and measures the report folder. With ``--screenshot``
-the report is opened in headless Chromium and the top of the page saved as a PNG.
+timed), then times ``iqa.report`` and measures the report folder. Only iqa is timed (there is
+no peer): ``--rounds`` builds of the same report (``overwrite=True``), the first one included
+(no untimed warm-up: a user's one ``iqa report`` pays its first-use costs, such as importing
+matplotlib, and the spread shows them), with the median and spread (min–max) of the build
+time printed. With ``--screenshot`` the report is opened in headless Chromium and the top of
+the page saved as a PNG.
 
-    python benchmarks/bench_report.py --images 1000
+    python benchmarks/bench_report.py --images 1000 [--rounds 3]
     python benchmarks/bench_report.py --images 40 --screenshot docs/report.png
 """
 
@@ -25,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import machine_line  # noqa: E402
+from machine import interleaved, machine_line, spread  # noqa: E402
 
 
 def make_methods(root: Path, n: int, size: int = 256, seed: int = 0) -> dict[str, Path]:
@@ -98,6 +102,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256, help="side of the generated images")
     ap.add_argument("--gallery-size", type=int, default=6)
     ap.add_argument("--workers", type=int, default=2, help="scoring threads (not timed)")
+    ap.add_argument("--rounds", type=int, default=3, help="timed builds of the report (median and spread are printed)")
     ap.add_argument("--work", type=Path, default=None,
                     help="working folder, kept (default: a temporary one, removed); an earlier run's images "
                     "and comparison there are reused")
@@ -118,16 +123,17 @@ def main() -> None:
             iqa.compare(folders["reference"], {k: folders[k] for k in ("jpeg", "blur", "noise")},
                         output=work / "compare", metrics=["psnr", "ssim"], workers=args.workers, overwrite=True)
             scoring = time.perf_counter() - t
-        t = time.perf_counter()
-        index = iqa.report(work / "compare", work / "report", gallery_size=args.gallery_size, overwrite=True,
-                           title=f"{args.images} images: jpeg, blur and noise")
-        build = time.perf_counter() - t
+        times, outs = interleaved({"report": lambda: iqa.report(
+            work / "compare", work / "report", gallery_size=args.gallery_size, overwrite=True,
+            title=f"{args.images} images: jpeg, blur and noise")}, args.rounds, warmup=False)
+        index = outs["report"]
         total, count = folder_size(work / "report")
         page = index.stat().st_size
         print(machine_line())
         print(f"images: {args.images} ({args.size}x{args.size}), 3 methods, psnr+ssim, galleries of "
               f"{args.gallery_size}; compare (scoring, not part of the report) {scoring:.1f} s")
-        print(f"report: built in {build:.1f} s; {total / 1e6:.2f} MB in {count} files "
+        print(f"report: built in median {spread(times['report'], 1.0, 's')} over {args.rounds} builds (iqa only, the "
+              f"first one included); {total / 1e6:.2f} MB in {count} files "
               f"(index.html {page / 1e6:.2f} MB)")
         for sub in ("plots", "thumbs", "maps", "assets"):
             size, n = folder_size(work / "report" / sub)

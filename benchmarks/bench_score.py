@@ -112,6 +112,18 @@ def baseline(ref_dir: Path, dist_dir: Path, lp: object = None) -> tuple[float, f
     return time.perf_counter() - t0, time.process_time() - c0, out
 
 
+def timed_process(cmd: list[str], what: str) -> tuple[float, float, str]:
+    """Wall-clock and CPU seconds (all threads, start included) of one process, and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{proc.stderr}")
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc.stdout
+
+
 def run_baseline(ref_dir: Path, dist_dir: Path, trunk: Path | None) -> tuple[float, float, float, dict[str, tuple]]:
     """The loop as a script in a fresh process: wall-clock and CPU seconds of the process
     (start and imports included), the loop's own wall-clock seconds, and its numbers."""
@@ -120,15 +132,8 @@ def run_baseline(ref_dir: Path, dist_dir: Path, trunk: Path | None) -> tuple[flo
     cmd = [sys.executable, __file__, "--loop", str(ref_dir), str(dist_dir)]
     if trunk is not None:
         cmd += ["--trunk", str(trunk)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"the loop failed:\n{proc.stderr}")
-    report = json.loads(proc.stdout)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    elapsed, cpu, stdout = timed_process(cmd, "the loop")
+    report = json.loads(stdout)
     return elapsed, cpu, report["loop_wall"], {k: tuple(v) for k, v in report["numbers"].items()}
 
 
@@ -155,15 +160,7 @@ def score_cmd(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None, 
 
 def run_iqa(ref_dir: Path, dist_dir: Path, output: Path, workers: int | None, extra: list[str]) -> tuple[float, float]:
     """Wall-clock and CPU seconds (all threads) of one ``iqa score`` process."""
-    cmd = score_cmd(ref_dir, dist_dir, output, workers, extra)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"iqa score failed:\n{proc.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    elapsed, cpu, _ = timed_process(score_cmd(ref_dir, dist_dir, output, workers, extra), "iqa score")
     return elapsed, cpu
 
 
@@ -210,7 +207,7 @@ def main() -> None:
     import sys as _sys
 
     _sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
-    from machine import machine_line
+    from machine import machine_line, median, spread
 
     print(machine_line())
 
@@ -263,9 +260,9 @@ def main() -> None:
               f"the loop alone {t_loop:.2f} s, its {args.blocks} process starts {t_base - t_loop:.2f} s)")
         print(f"iqa score (CLI in a subprocess) : {t_iqa:8.2f} s wall  {c_iqa:8.2f} s CPU  ({args.pairs / t_iqa:6.1f} pairs/s)")
         print(f"ratio baseline / iqa score      : {t_base / t_iqa:8.2f}x wall-clock, {c_base / c_iqa:.2f}x CPU time")
-        med = {side: float(np.median(v)) for side, v in per_block.items()}
+        med = {side: median(v) for side, v in per_block.items()}
         print(f"per block of ~{args.pairs // args.blocks} pairs (the sides alternating, {args.blocks} blocks): "
-              + ", ".join(f"{side} median {med[side]:.2f} s ({min(v):.2f}–{max(v):.2f})" for side, v in per_block.items())
+              + ", ".join(f"{side} median {spread(v, 1.0, 's', '.2f')}" for side, v in per_block.items())
               + f"; ratio of medians {med['loop'] / med['iqa']:.2f}x")
         print(f"load average after timing: {os.getloadavg()[0]:.2f} (on {os.cpu_count()} cores)")
         d_lpips = max((abs(float(r["lpips"]) - base[r["reference"]][2]) for r in rows), default=0.0) if trunk else None
