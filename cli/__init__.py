@@ -1,5 +1,5 @@
 """The ``iqa`` command line (installed as the subpackage ``iqa.cli``)."""
 
-from .app import main
+from .app import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

@@ -1,5 +1,5 @@
 """``python -m iqa.cli`` (used, for example, as ``torchrun -m iqa.cli ...``)."""
 
-from .app import main
+from .app import run
 
-main(prog_name="iqa")
+run()

@@ -39,7 +39,7 @@ def _spin_briefly() -> None:
 
 
 def _skip_final_collection() -> None:
-    """Spare the process the interpreter's garbage collections at exit.
+    """Spare the ``iqa`` process the interpreter's garbage collections at exit.
 
     At exit CPython collects garbage across every object still alive; once torch is imported
     that is ~0.2 s of the ~0.35 s that ``python -c "import torch"`` takes to exit, to free
@@ -47,10 +47,10 @@ def _skip_final_collection() -> None:
     every object to the permanent generation, which those collections skip. Objects are
     still freed when their last reference goes, as modules are torn down; only garbage in
     reference cycles is left to the operating system, and iqa relies on no finalizer of
-    such garbage: every file it writes is closed (and synced) by the command itself. In a
-    process that goes on (tests, a caller of ``main``) nothing changes until it exits.
+    such garbage: every file it writes is closed (and synced) by the command itself. Only
+    :func:`run` (a process that is iqa's own) asks for it: a script or a test runner that
+    calls :data:`main` may rely on its own garbage's finalizers at exit.
     """
-    atexit.unregister(gc.freeze)  # once per process, however many commands it runs
     atexit.register(gc.freeze)
 
 
@@ -106,7 +106,6 @@ class IQAGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         _spin_briefly()
-        _skip_final_collection()
         if sys.stdout is None:
             # Started with standard output closed (``iqa psnr a b >&-``): Click would drop
             # every number without a word; a write now fails and is reported (a command that
@@ -178,3 +177,11 @@ def main(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+
+
+def run() -> None:
+    """The ``iqa`` command as a process of its own (the console script, ``python -m iqa.cli``,
+    ``python -m iqa``): :data:`main`, with the last garbage collections skipped at exit
+    (:func:`_skip_final_collection`). Scripts and tests call ``main`` itself."""
+    _skip_final_collection()
+    main(prog_name="iqa")

@@ -1,5 +1,5 @@
 """``python -m iqa``: the ``iqa`` command line."""
 
-from iqa.cli.app import main
+from iqa.cli.app import run
 
-main(prog_name="iqa")
+run()

@@ -206,6 +206,16 @@ class Pair:
             return self
         return self.with_pixels(_convert(self.reference, "numpy"), _convert(self.distorted, "numpy"))
 
+    def checked(self) -> "Pair":
+        """This pair with the value checks that ``prepare_pair(defer_checks=True)`` left to
+        a kernel run now (for any other kernel); itself when none are pending."""
+        if self.unchecked is None:
+            return self
+        check_range, warn = self.unchecked
+        items = [(self.reference, self.names[0]), (self.distorted, self.names[1])]
+        notes = _check_values(items, self.backend, self.data_range, check_range, warn)
+        return replace(self, unchecked=None, notes=self.notes + notes)
+
     def with_pixels(self, reference: Any, distorted: Any, **changes: Any) -> "Pair":
         return replace(self, reference=reference, distorted=distorted, **changes)
 
@@ -600,7 +610,7 @@ def prepare_pair(
     if backend == "torch" and ref.device != dist.device:
         raise ShapeError(f"{n_ref} is on {ref.device} but {n_dist} is on {dist.device}")
     unchecked = None
-    if defer_checks and _fusable(ref, dist, backend):
+    if defer_checks and batched_ref == batched_dist and _fusable(ref, dist, backend):
         unchecked, range_notes = (check_range, warn), ()
     else:
         range_notes = _check_values([(ref, n_ref), (dist, n_dist)], backend, dr, check_range, warn)

@@ -48,11 +48,18 @@ class PreparedPair:
 
     def for_metric(self, spec: registry.MetricSpec) -> Pair:
         """The pair as ``spec``'s kernel takes it: integer pixels where it takes them (else
-        float64, converted once), under the conventions where they apply (applied once)."""
+        float64, converted once), under the conventions where they apply (applied once).
+        Values left unchecked for a kernel that checks them (:attr:`iqa.io.Pair.unchecked`)
+        are checked here for any other kernel, or one that would see them converted."""
+        conventions = self.conventions
+        as_given = not spec.conventions or (conventions.color == "rgb" and not conventions.crop_border)
+        if self.pair.unchecked is not None and not (spec.checks_values and as_given):
+            self.pair = self.pair.checked()
+            self._forms.clear()
         key = (spec.integer_pixels and self.pair.integer, spec.conventions)
         if key not in self._forms:
             pair = self.pair if key[0] else self._float()
-            if spec.conventions and (self.conventions.color != "rgb" or self.conventions.crop_border):
+            if not as_given:
                 # Y from RGB is computed in floats; a border crop keeps integers.
                 pair = apply_conventions(pair if self.conventions.color == "rgb" else self._float(),
                                          self.conventions)

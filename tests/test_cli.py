@@ -144,6 +144,25 @@ def test_real_subprocess(pair):
     assert proc.stderr == "iqa: error: nope.png: no such file\n"
 
 
+def test_a_caller_of_main_keeps_its_exit_finalizers(tmp_path):
+    # The iqa command skips the last garbage collections at exit (gc.freeze): its own
+    # process only. A script that calls main() keeps the finalizers of its cyclic garbage:
+    # here a buffered file in a reference cycle, flushed only by its finalizer.
+    out = tmp_path / "out.txt"
+    script = (
+        "from iqa.cli import main\n"
+        "main(['metrics'], standalone_mode=False)\n"
+        "class Holder: pass\n"
+        "h = Holder(); h.me = h; h.fh = open(%r, 'w'); h.fh.write('kept')\n" % str(out)
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == "kept"
+    for args in (["-m", "iqa.cli", "--version"], ["-m", "iqa", "--version"]):
+        proc = subprocess.run([sys.executable, *args], capture_output=True, text=True)
+        assert proc.returncode == 0 and proc.stdout.startswith("iqa "), proc.stderr
+
+
 def test_metrics_json_lists_every_metric():
     result = run("metrics", "--format", "json")
     assert result.exit_code == 0, result.stderr

@@ -126,12 +126,13 @@ class FIDStatistics:
         x = f.astype(np.float64)
         self.n += x.shape[0]
         self.sum += x.sum(axis=0)
-        if tensor:
+        so = self.sum_outer
+        if tensor and type(so) is np.ndarray and so.dtype == np.float64 and so.flags.writeable and so.flags.c_contiguous:
             import torch
 
             t = torch.from_numpy(x)
-            torch.from_numpy(self.sum_outer).addmm_(t.T, t)
-        else:
+            torch.from_numpy(so).addmm_(t.T, t)
+        else:  # NumPy's rules for a sum given by the caller (read-only, another dtype...)
             self.sum_outer += x.T @ x
         if self.keep_features:
             self._features.append(np.asarray(f, dtype=np.float32))
@@ -363,9 +364,12 @@ class FIDStatistics:
 
 
 def _write_npz(fh: Any, arrays: dict[str, Any]) -> None:
-    """``np.savez(fh, **arrays)``, the same bytes, without its copies: ``savez`` hands each
-    array to the archive as fresh 16 MiB ``tobytes()`` copies (64 MiB for the two ``dims²``
-    arrays at 2048); here the archive reads the arrays' own memory."""
+    """``np.savez(fh, **arrays)`` without its copies: ``savez`` hands each array to the
+    archive as fresh 16 MiB ``tobytes()`` copies (64 MiB for the two ``dims²`` arrays at
+    2048); here the archive reads the arrays' own memory. The same bytes as ``savez`` for
+    C-contiguous arrays (tested); others are stored in C order (``savez`` keeps Fortran
+    order), which loads as equal arrays. Headers are format 1.0, which every array of a
+    statistics file fits (``savez`` moves to 2.0 only for headers over 64 KiB)."""
     import zipfile
 
     fmt = np.lib.format

@@ -129,6 +129,9 @@ def _mse_opencv(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
     """
     import cv2
 
+    if ref.dtype == np.float64:
+        # In _mse_checked's blocks and order: iqa.psnr and iqa score give the same bits.
+        return _block_sums(np.ascontiguousarray(ref), np.ascontiguousarray(dist)) / ref[0].size
     n, h = ref.shape[:2]
     size = ref[0].size
     # N planes of H×(W·C), one channel: OpenCV takes any width. Views of the prepared
@@ -149,36 +152,48 @@ def _mse_opencv(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
 _CHECK_BLOCK = 1 << 16
 
 
-def _mse_checked(pair: Pair) -> np.ndarray:
-    """The MSE of a float64 pair whose values the image layer left unchecked
-    (:attr:`~iqa.io.Pair.unchecked`), checked here on the way: block by block, the squared
-    differences are summed by OpenCV's ``norm(NORM_L2SQR)`` (as in :func:`_mse_opencv`),
-    then the min and max of each block are taken while it is in cache. The verdict is the
-    image layer's (:func:`iqa.io.judge_bounds`): same errors, warnings and tolerance.
-    Without the range check, a finite MSE proves every value finite; a NaN or infinite one
-    sends both images to the image layer's element-wise check.
-    """
+def _block_sums(ref: np.ndarray, dist: np.ndarray, on_block: Any = None) -> np.ndarray:
+    """Per image, the sum of squared differences of two C-contiguous float64 batches: OpenCV's
+    ``norm(NORM_L2SQR)`` of each pair of :data:`_CHECK_BLOCK`-element blocks, added in order;
+    ``on_block(r, d)`` sees each pair of blocks while it is in cache."""
     import cv2
 
-    from iqa import io
-
-    check_range, warn = pair.unchecked
-    n = pair.reference.shape[0]
+    n = ref.shape[0]
     sums = np.empty(n)
-    mins: list[list[float]] = [[], []]
-    maxs: list[list[float]] = [[], []]
     for i in range(n):
-        r = pair.reference[i].reshape(-1)  # views: the prepared pair is C-contiguous
-        d = pair.distorted[i].reshape(-1)
+        r = ref[i].reshape(-1)  # views: C-contiguous
+        d = dist[i].reshape(-1)
         total = 0.0
         for k in range(0, r.size, _CHECK_BLOCK):
             blocks = r[k : k + _CHECK_BLOCK], d[k : k + _CHECK_BLOCK]
             total += cv2.norm(*blocks, cv2.NORM_L2SQR)
-            if check_range:
-                for j, block in enumerate(blocks):
-                    mins[j].append(block.min())
-                    maxs[j].append(block.max())
+            if on_block is not None:
+                on_block(*blocks)
         sums[i] = total
+    return sums
+
+
+def _mse_checked(pair: Pair) -> np.ndarray:
+    """The MSE of a float64 pair whose values the image layer left unchecked
+    (:attr:`~iqa.io.Pair.unchecked`), checked here on the way: block by block
+    (:func:`_block_sums`, the sums :func:`_mse_opencv` makes too), the min and max of each
+    block are taken while it is in cache after OpenCV's norm has read it. The verdict is the
+    image layer's (:func:`iqa.io.judge_bounds`): same errors, warnings and tolerance.
+    Without the range check, a finite MSE proves every value finite; a NaN or infinite one
+    sends both images to the image layer's element-wise check.
+    """
+    from iqa import io
+
+    check_range, warn = pair.unchecked
+    mins: list[list[float]] = [[], []]
+    maxs: list[list[float]] = [[], []]
+
+    def bounds_of(*blocks: np.ndarray) -> None:
+        for j, block in enumerate(blocks):
+            mins[j].append(block.min())
+            maxs[j].append(block.max())
+
+    sums = _block_sums(pair.reference, pair.distorted, bounds_of if check_range else None)
     if check_range:
         # np.min and np.max propagate NaN (Python's min and max would drop it).
         bounds = [(float(np.min(lo)), float(np.max(hi))) for lo, hi in zip(mins, maxs)]

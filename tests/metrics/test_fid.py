@@ -316,6 +316,20 @@ def test_tensor_batches_accumulate_as_arrays_do():
     assert rel(tensors.sigma, np.cov(x.astype(np.float64), rowvar=False)) <= 1e-12
 
 
+def test_tensor_batches_follow_numpy_rules_for_a_sum_given_by_the_caller():
+    # torch's in-place Σxxᵀ is only for iqa's own float64 sum: a read-only sum is refused as
+    # NumPy refuses it (torch would write into it), a float32 one accumulates as NumPy does.
+    x = torch.from_numpy(np.random.default_rng(3).normal(size=(5, 8)).astype(np.float32))
+    frozen = np.zeros((8, 8))
+    frozen.setflags(write=False)
+    with pytest.raises(ValueError, match="read-only"):
+        FIDStatistics(dims=8, sum_outer=frozen).update(x)
+    assert not frozen.any()
+    f32 = FIDStatistics(dims=8, sum_outer=np.zeros((8, 8), np.float32))
+    f32.update(x)
+    assert rel(f32.sum_outer, x.double().T.numpy() @ x.double().numpy()) <= 1e-6
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=40), min_size=2, max_size=5), st.integers(0, 2**31 - 1))
 def test_merge_of_shards_equals_one_pass(sizes, seed):

@@ -402,3 +402,43 @@ def test_fused_check_overflowing_differences_are_not_errors():
     a = np.full((4, 4), 1e300)
     with np.errstate(over="ignore"):
         assert psnr(a, -a, data_range=1.0, check_range=False) == -math.inf
+
+
+def test_fused_check_gives_the_bits_of_batch_scoring(rng):
+    # psnr() checks while it sums (blocks of _CHECK_BLOCK); Scorer checks first and sums with
+    # _mse_opencv: the same blocks in the same order, so the same bits, not merely close ones.
+    from iqa import Scorer
+
+    ref, dist = _float_pair(rng, (2, 301, 257, 3))
+    scored = [s.values["psnr"] for s in Scorer(["psnr"], data_range=1.0).iter_scores(list(zip(ref, dist)))]
+    assert [psnr(ref[i], dist[i], data_range=1.0) for i in range(2)] == scored
+
+
+def test_an_unchecked_pair_is_checked_for_any_other_kernel(rng):
+    # prepare(defer_checks=True) leaves the checks to PSNR's kernel; any other kernel, or PSNR
+    # under a crop or Y conversion (which would see converted values), gets them done first.
+    from iqa import registry
+    from iqa.options import Conventions, ImageOptions
+    from iqa.pairwise import PreparedPair, prepare
+
+    ref, dist = _float_pair(rng, (1, 40, 30, 3))
+    ref[0, 0, 0, 0] = np.nan
+    image = ImageOptions(data_range=1.0)
+    for metric, conventions in [("ssim", Conventions()), ("psnr", Conventions(crop_border=2)),
+                                ("psnr", Conventions(color="y")), ("lpips", Conventions())]:
+        prepared = PreparedPair(prepare(ref, dist, image, defer_checks=True), conventions)
+        assert prepared.pair.unchecked is not None
+        with pytest.raises(RangeError, match="reference array: contains NaN"):
+            prepared.for_metric(registry.get(metric))
+    prepared = PreparedPair(prepare(ref, dist, image, defer_checks=True), Conventions())
+    assert prepared.for_metric(registry.get("psnr")).unchecked is not None  # left to its kernel
+    with pytest.raises(RangeError, match="reference array: contains NaN"):
+        prepared.score(registry.get("psnr"), PSNROptions())
+
+
+def test_a_single_image_against_a_batch_of_one_is_checked_first(rng):
+    # The values are checked before the shapes are compared, deferred or not.
+    ref, dist = _float_pair(rng, (1, 20, 30, 3))
+    ref[0, 0, 0, 0] = np.nan
+    with pytest.raises(RangeError, match="NaN"):
+        psnr(ref[0], dist, data_range=1.0)
