@@ -112,8 +112,8 @@ def main() -> None:
         f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads) | CPUs {os.cpu_count()} | "
         f"{args.size}×{args.size} RGB"
     )
-    header = (f"{'metric':8} {'path':18} {'N':>3}  {'peer':34} {'iqa ms, median (spread)':>24} "
-              f"{'peer ms, median (spread)':>24} {'ratio':>7}  {'max |Δ|':>9}")
+    header = (f"{'metric':8} {'path':18} {'N':>3}  {'peer':34} {'iqa ms, median (spread)':>27} "
+              f"{'peer ms, median (spread)':>27} {'ratio':>7}  {'max |Δ|':>9}")
     print(header)
     print("-" * len(header))
 
@@ -173,8 +173,8 @@ def main() -> None:
                     diff = np.max(np.abs(as_array(outs["iqa"]) - as_array(outs[name])))
                     ratios[(metric, path, batch, name)] = (t_peer / t_ours, diff)
                     print(
-                        f"{metric:8} {path:18} {batch:>3}  {name:34} {spread(times['iqa'], unit=''):>24} "
-                        f"{spread(times[name], unit=''):>24} {t_peer / t_ours:6.2f}×  {diff:9.1e}",
+                        f"{metric:8} {path:18} {batch:>3}  {name:34} {spread(times['iqa'], unit=''):>27} "
+                        f"{spread(times[name], unit=''):>27} {t_peer / t_ours:6.2f}×  {diff:9.1e}",
                         flush=True,
                     )
     print("ratio = median peer time / median iqa time (higher is better for iqa); ≠ = different convention by design")
