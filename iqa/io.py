@@ -367,8 +367,10 @@ def _check_values(
     else:
         import torch
 
-        pairs = [torch.aminmax(d.detach()) for d, _ in floats]
-        flat = torch.stack([v.double() for mm in pairs for v in mm]).tolist()  # one sync
+        bounds_t = [v for d, _ in floats for v in torch.aminmax(d.detach())]
+        if len({v.dtype for v in bounds_t}) > 1:
+            bounds_t = [v.double() for v in bounds_t]
+        flat = torch.stack(bounds_t).tolist()  # one sync; float32 → Python float is exact
         bounds = list(zip(flat[0::2], flat[1::2]))
     return judge_bounds([n for _, n in floats], bounds, data_range, warn)
 

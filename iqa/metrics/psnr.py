@@ -207,26 +207,37 @@ def _mse_checked(pair: Pair) -> np.ndarray:
 def _mse_numpy(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
     """Mean squared difference of each image of two same-shape batches, in float64.
 
-    Chunk by chunk, both images are copied to float64 (exact) in two small buffers and
-    OpenCV's ``norm(NORM_L2SQR)`` forms the differences in float64 (exact for float32
-    input) and sums their squares (float64 SIMD blocks, single-threaded), so no image-sized
-    temporary is made. (NumPy's mixed-type subtract casts through its own small buffers,
-    and its dot would wake OpenBLAS's threads on chunks this size.)
+    Both images are copied to float64 (exact) in two buffers of at most :data:`_CHUNK`
+    elements and OpenCV's ``norm(NORM_L2SQR)`` forms the differences in float64 (exact for
+    float32 input) and sums their squares (float64 SIMD blocks, single-threaded), so no
+    image-sized temporary is made: a large image goes through chunk by chunk, small ones
+    as many at a time as fill a buffer (one copy for a small batch). (NumPy's mixed-type
+    subtract casts through its own small buffers, and its dot would wake OpenBLAS's threads
+    on chunks this size.)
     """
     import cv2
 
-    n = ref.shape[0]
-    mse = np.empty(n)
-    bufs = np.empty(_CHUNK), np.empty(_CHUNK)
+    n, size = ref.shape[0], ref[0].size
+    sums = np.empty(n)
+    if size <= _CHUNK:
+        group = min(n, _CHUNK // size)
+        x, y = np.empty((group, size)), np.empty((group, size))
+        for i0 in range(0, n, group):
+            m = min(group, n - i0)
+            x[:m].reshape(ref[i0 : i0 + m].shape)[...] = ref[i0 : i0 + m]
+            y[:m].reshape(dist[i0 : i0 + m].shape)[...] = dist[i0 : i0 + m]
+            for j in range(m):
+                sums[i0 + j] = cv2.norm(x[j], y[j], cv2.NORM_L2SQR)
+        return sums / size
+    x, y = np.empty(_CHUNK), np.empty(_CHUNK)
     for i in range(n):
         r = np.ravel(ref[i])  # a view for contiguous images
         d = np.ravel(dist[i])
         total = 0.0
-        for k in range(0, r.size, _CHUNK):
-            m = min(_CHUNK, r.size - k)
-            x, y = bufs[0][:m], bufs[1][:m]
-            x[...] = r[k : k + m]
-            y[...] = d[k : k + m]
-            total += cv2.norm(x, y, cv2.NORM_L2SQR)
-        mse[i] = total / r.size
-    return mse
+        for k in range(0, size, _CHUNK):
+            m = min(_CHUNK, size - k)
+            x[:m] = r[k : k + m]
+            y[:m] = d[k : k + m]
+            total += cv2.norm(x[:m], y[:m], cv2.NORM_L2SQR)
+        sums[i] = total
+    return sums / size
