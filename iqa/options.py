@@ -243,3 +243,8 @@ class Conventions(Options):
     def validate(self) -> None:
         check_choice(None, "color", self.color, COLOR_SPACES)
         self._set("crop_border", check_integer(None, "crop_border", self.crop_border, minimum=0))
+
+    @property
+    def identity(self) -> bool:
+        """Whether they leave a pair as given (RGB channels as stored, no border crop)."""
+        return self.color == "rgb" and self.crop_border == 0

@@ -51,8 +51,7 @@ class PreparedPair:
         float64, converted once), under the conventions where they apply (applied once).
         Values left unchecked for a kernel that checks them (:attr:`iqa.io.Pair.unchecked`)
         are checked here for any other kernel, or one that would see them converted."""
-        conventions = self.conventions
-        as_given = not spec.conventions or (conventions.color == "rgb" and not conventions.crop_border)
+        as_given = not spec.conventions or self.conventions.identity
         if self.pair.unchecked is not None and not (spec.checks_values and as_given):
             self.pair = self.pair.checked()
             self._forms.clear()
@@ -103,7 +102,7 @@ def evaluate(
     # A kernel that checks the values it reads gets them unchecked when it sees them as
     # given: one pass over the pixels instead of two. (Not in batch scoring, where several
     # metrics share a pair and its range note goes into the results.)
-    defer = spec.checks_values and conventions.color == "rgb" and conventions.crop_border == 0
+    defer = spec.checks_values and conventions.identity
     prepared = PreparedPair(prepare(reference, distorted, image, defer_checks=defer), conventions)
     values, maps = prepared.score(spec, options, runtime, want_map=return_map)
     result = prepared.pair.result(values)

@@ -440,7 +440,7 @@ def get(name: str) -> MetricSpec:
     Raises:
         OptionError: an unknown name (the message lists the known ones).
     """
-    spec = METRICS.get(name) or METRICS.get(_key(name))  # the Python name as given: no normalising
+    spec = (isinstance(name, str) and METRICS.get(name)) or METRICS.get(_key(name))  # a Python name as given: no normalising
     if spec is None:
         raise OptionError(f"unknown metric {name!r}: choose from {', '.join(s.name for s in METRICS.values())}")
     return spec

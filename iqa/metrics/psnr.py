@@ -199,8 +199,7 @@ def _mse_checked(pair: Pair) -> np.ndarray:
         bounds = [(float(np.min(lo)), float(np.max(hi))) for lo, hi in zip(mins, maxs)]
         io.judge_bounds(list(pair.names), bounds, pair.data_range, warn)
     elif not np.isfinite(sums).all():
-        for x, name in zip((pair.reference, pair.distorted), pair.names):
-            io._check_finite(x, "numpy", name)
+        pair.checked()  # the image layer's element-wise check names the input (or finds none)
     return sums / pair.reference[0].size
 
 
